@@ -1,0 +1,231 @@
+"""`hpa-scc` command line: one subcommand per stage, plus `demo` and `bench`.
+
+    hpa-scc --help
+    hpa-scc synth --config configs/demo.yaml --out data/demo
+    hpa-scc segment --images data/demo/test --out data/demo/masks
+    hpa-scc validate submissions/demo.csv --sample data/demo/sample_submission.csv
+    hpa-scc score submissions/demo.csv --solution data/demo/solution.csv --per-class
+
+Errors caused by input print one line `hpa-scc: error: ...` and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from .errors import HpaSccError
+
+
+def _config(args: argparse.Namespace, extra: Optional[list[str]] = None):
+    from .config import load_config
+
+    return load_config(getattr(args, "config", None), list(getattr(args, "set", None) or []) + (extra or []))
+
+
+def _add_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="YAML config file (default: built-in defaults)")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value, e.g. train.epochs=2")
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from .synth import generate_dataset, summarize
+
+    extra = []
+    if args.n_train is not None:
+        extra.append(f"synth.n_train={args.n_train}")
+    if args.n_test is not None:
+        extra.append(f"synth.n_test={args.n_test}")
+    if args.seed is not None:
+        extra.append(f"synth.seed={args.seed}")
+    cfg = _config(args, extra)
+    out = Path(args.out or cfg.paths.data)
+    records = generate_dataset(cfg.synth, out, progress=not args.quiet, workers=args.workers)
+    s = summarize(records)
+    print(f"synthetic data in {out}: {s['train_images']} train + {s['test_images']} test images, {s['cells']} cells "
+          f"({s['negative_cells']} negative), sizes {s['sizes']}, bit depths {s['bits']}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .submission import validate_submission
+
+    report = validate_submission(args.submission, args.sample)
+    print(report.summary())
+    if report.errors:
+        for line in report.errors[: args.max_errors]:
+            print(f"error: {line}", file=sys.stderr)
+        more = len(report.errors) - args.max_errors
+        if more > 0:
+            print(f"error: ... and {more} more", file=sys.stderr)
+        print(f"INVALID: {len(report.errors)} problem(s) in {args.submission}")
+        return 1
+    print(f"OK: {args.submission} is a valid submission")
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from .io import atomic_write_text
+    from .score import plot_per_class, result_to_json, score_files
+
+    result = score_files(args.submission, args.solution, iou=args.iou, strict=args.strict)
+    if args.per_class:
+        print(result.table())
+    if args.json:
+        atomic_write_text(args.json, result_to_json(result))
+    if args.plot:
+        plot_per_class(result, args.plot, title=f"{Path(args.submission).name}: mAP {result.map:.4f}")
+    print(f"mAP {result.map:.6f}")
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from .score import format_leaderboard, leaderboard
+
+    print(format_leaderboard(leaderboard(args.folder, args.solution, iou=args.iou, strict=args.strict)))
+    return 0
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    from .io import read_labels
+    from .segment import segment_folder
+
+    extra = [f"segment.backend={args.backend}"] if args.backend else []
+    cfg = _config(args, extra)
+    ids = list(read_labels(args.ids)) if args.ids else None
+    done = segment_folder(args.images, args.out, cfg.segment, ids=ids, workers=args.workers,
+                          scheduler=args.scheduler, force=args.force, progress=not args.quiet)
+    cells = sum(done.values())
+    print(f"segmented {len(done)} new image(s), {cells} cells; masks in {args.out}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from .io import read_rgby
+    from .report import composite, overlay, save_rgb
+    from .segment import read_masks
+
+    rgby = read_rgby(args.images, args.id)
+    seg = read_masks(args.masks, args.id)
+    thickness = max(1, round(max(rgby.shape[:2]) / 700))
+    picture = overlay(composite(rgby), seg.cells, (255, 255, 255), thickness)
+    out = Path(args.out or f"{args.id}_overlay.png")
+    save_rgb(out, picture, max_side=args.max_side)
+    print(f"{seg.n_cells} cells drawn; picture in {out}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from . import bench
+
+    targets = ["encode", "score", "segment"] if args.what == "all" else [args.what]
+    for target in targets:
+        if target == "encode":
+            bench.bench_encode()
+        elif target == "score":
+            bench.bench_score(n_images=args.images)
+        elif target == "segment":
+            bench.bench_segment()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(_config(args), quick=args.quick)
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hpa-scc", description="Human Protein Atlas single-cell classification pipeline.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("synth", help="generate the synthetic HPA-like data set")
+    _add_config(p)
+    p.add_argument("--out", help="output folder (default: paths.data)")
+    p.add_argument("--n-train", type=int)
+    p.add_argument("--n-test", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--workers", type=int)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("validate", help="check a submission CSV before uploading")
+    p.add_argument("submission")
+    p.add_argument("--sample", help="sample_submission.csv: check IDs and sizes against it")
+    p.add_argument("--max-errors", type=int, default=20)
+    p.set_defaults(func=cmd_validate)
+
+    for name, helptext in (("score", "score a submission with the competition metric"),
+                           ("leaderboard", "score every CSV in a folder and rank them")):
+        p = sub.add_parser(name, help=helptext)
+        if name == "score":
+            p.add_argument("submission")
+            p.add_argument("--per-class", action="store_true", help="print a per-class table")
+            p.add_argument("--json", help="write the result as JSON")
+            p.add_argument("--plot", help="write a per-class AP bar chart (PNG)")
+        else:
+            p.add_argument("folder")
+        p.add_argument("--solution", required=True, help="solution CSV (truth in the submission layout)")
+        p.add_argument("--iou", type=float, default=0.6, help="mask IoU threshold (default 0.6)")
+        p.add_argument("--strict", action="store_true", help="count detections of unverified classes as false positives")
+        p.set_defaults(func=cmd_score if name == "score" else cmd_leaderboard)
+
+    p = sub.add_parser("segment", help="segment images into cached cell/nucleus masks")
+    _add_config(p)
+    p.add_argument("--images", required=True, help="folder of {ID}_{channel}.png files")
+    p.add_argument("--out", required=True, help="mask folder (cache)")
+    p.add_argument("--ids", help="CSV with an ID column (e.g. train.csv); default: every ID in --images")
+    p.add_argument("--backend", choices=["classical", "hpacellseg"])
+    p.add_argument("--workers", type=int, help="local processes (default: segment.workers)")
+    p.add_argument("--scheduler", help="Dask distributed scheduler address, e.g. tcp://host:8786")
+    p.add_argument("--force", action="store_true", help="redo masks that exist")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_segment)
+
+    p = sub.add_parser("show", help="draw cached cell outlines on an RGB composite")
+    p.add_argument("id")
+    p.add_argument("--images", required=True)
+    p.add_argument("--masks", required=True)
+    p.add_argument("--out", help="PNG path (default: ID_overlay.png)")
+    p.add_argument("--max-side", type=int, default=1024)
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("bench", help="print speed/quality figures")
+    p.add_argument("what", choices=["encode", "score", "segment", "all"])
+    p.add_argument("--images", type=int, default=559, help="images for bench score")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("demo", help="run the whole pipeline on the embedded synthetic data")
+    _add_config(p)
+    p.add_argument("--quick", action="store_true", help="tiny sizes (for tests)")
+    p.set_defaults(func=cmd_demo)
+
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except HpaSccError as exc:
+        print(f"hpa-scc: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hpa-scc: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
