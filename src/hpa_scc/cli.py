@@ -135,6 +135,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import train
+
+    extra = []
+    for flag, key in (("mode", "train.mode"), ("epochs", "train.epochs"), ("pseudo_rounds", "train.pseudo_rounds")):
+        if getattr(args, flag) is not None:
+            extra.append(f"{key}={getattr(args, flag)}")
+    if args.size is not None:
+        extra += [f"model.size={args.size}", f"crops.size={args.size}"]
+    cfg = _config(args, extra)
+    result = train(cfg, args.images, args.labels, args.masks, args.out, args.cell_labels)
+    last = result["history"][-1] if result["history"] else {}
+    print(f"trained {len(result['history'])} epoch(s); last loss {last.get('loss', '-')}; outputs in {args.out}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -204,6 +220,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", choices=["encode", "score", "segment", "all"])
     p.add_argument("--images", type=int, default=559, help="images for bench score")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("train", help="train the EfficientNetB0 classifier on weak labels")
+    _add_config(p)
+    p.add_argument("--images", required=True, help="training image folder")
+    p.add_argument("--labels", required=True, help="train.csv (ID,Label)")
+    p.add_argument("--masks", required=True, help="mask folder from hpa-scc segment")
+    p.add_argument("--out", required=True, help="run folder (re-running resumes)")
+    p.add_argument("--mode", choices=["cells", "image", "truth"])
+    p.add_argument("--cell-labels", help="ID,cell_id,Label table (truth mode)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--pseudo-rounds", type=int)
+    p.add_argument("--size", type=int, help="crop / model input side, px")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("demo", help="run the whole pipeline on the embedded synthetic data")
     _add_config(p)

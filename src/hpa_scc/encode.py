@@ -2,8 +2,8 @@
 
 token = base64(zlib.compress(counts, 9)), where `counts` is pycocotools' compressed COCO RLE
 string of the H x W uint8 mask in Fortran (column-major) order. `encode_label_image` produces
-the same bytes for every cell of a label image from each cell's bounding box, without building
-a full-frame mask per cell (about 1 ms a cell instead of ~22 ms at 2048x2048).
+the same bytes for every cell of a label image from one pass over its column-major runs,
+without building a full-frame mask per cell.
 """
 
 from __future__ import annotations
@@ -93,26 +93,11 @@ def empty_mask_token(height: int, width: int) -> str:
     return _counts_to_token(coco_mask.frPyObjects({"size": [height, width], "counts": [height * width]}, height, width)["counts"])
 
 
-def _box_runs(box: np.ndarray, top: int, left: int, height: int, width: int) -> list[int]:
-    """Uncompressed COCO counts of a full H x W mask that is `box` placed at (top, left).
+def _runs_to_counts(starts: np.ndarray, ends: np.ndarray, total: int) -> list[int]:
+    """Uncompressed COCO counts (zeros first) of a mask made of the pixel runs [starts, ends).
 
-    box: bool h x w. Pixels are ordered column-major over the full frame.
+    Runs are in column-major pixel order, sorted and not touching each other.
     """
-    h = box.shape[0]
-    padded = np.zeros((box.shape[1], h + 2), dtype=np.int8)
-    padded[:, 1:-1] = box.T
-    diff = np.diff(padded, axis=1)
-    col_s, row_s = np.nonzero(diff == 1)
-    col_e, row_e = np.nonzero(diff == -1)
-    starts = (left + col_s) * height + top + row_s
-    ends = (left + col_e) * height + top + row_e
-    # Runs that end at the bottom of one column and restart at the top of the next are one run.
-    joined = ends[:-1] == starts[1:]
-    if joined.any():
-        keep_start = np.concatenate([[True], ~joined])
-        keep_end = np.concatenate([~joined, [True]])
-        starts, ends = starts[keep_start], ends[keep_end]
-    total = height * width
     edges = np.empty(2 * len(starts) + 2, dtype=np.int64)
     edges[0] = 0
     edges[1:-1:2] = starts
@@ -127,7 +112,9 @@ def _box_runs(box: np.ndarray, top: int, left: int, height: int, width: int) -> 
 def encode_label_image(labels: np.ndarray) -> dict[int, str]:
     """Integer label image (H x W, 0 = background) -> {cell_id: token} for every cell present.
 
-    Tokens are byte-identical to `encode_mask(labels == cell_id)`.
+    One pass over the image finds the column-major runs of every label; each cell's counts
+    come from its own runs, so no full-frame mask is built per cell. Tokens are byte-identical
+    to `encode_mask(labels == cell_id)`.
     """
     labels = np.asarray(labels)
     if labels.ndim != 2:
@@ -137,15 +124,25 @@ def encode_label_image(labels: np.ndarray) -> dict[int, str]:
     if labels.size and labels.min() < 0:
         raise InputError("label image must not hold negative labels")
     height, width = labels.shape
+    total = height * width
+    if total == 0:
+        return {}
+    flat = labels.ravel(order="F")
+    starts = np.concatenate([[0], np.flatnonzero(flat[1:] != flat[:-1]) + 1])
+    ends = np.append(starts[1:], total)
+    values = flat[starts]
+    keep = values != 0
+    starts, ends, values = starts[keep], ends[keep], values[keep]
+    order = np.argsort(values, kind="stable")
+    starts, ends, values = starts[order], ends[order], values[order]
+    cell_ids, first = np.unique(values, return_index=True)
+    bounds = np.append(first, len(values))
     tokens: dict[int, str] = {}
-    slices = ndimage.find_objects(labels.astype(np.int64) if labels.dtype.kind == "i" else labels)
-    for index, box in enumerate(slices, start=1):
-        if box is None:
-            continue
-        region = labels[box] == index
-        counts = _box_runs(region, box[0].start, box[1].start, height, width)
+    for k, cell_id in enumerate(cell_ids):
+        lo, hi = bounds[k], bounds[k + 1]
+        counts = _runs_to_counts(starts[lo:hi], ends[lo:hi], total)
         rle = coco_mask.frPyObjects({"size": [height, width], "counts": counts}, height, width)
-        tokens[index] = _counts_to_token(rle["counts"])
+        tokens[int(cell_id)] = _counts_to_token(rle["counts"])
     return tokens
 
 

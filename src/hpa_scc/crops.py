@@ -1,0 +1,110 @@
+"""Cell crops: one square, fixed-size RGBY crop per cell, and an on-disk crop cache.
+
+A crop is the cell's bounding box padded to a square (plus `padding`), pixels outside the
+cell zeroed when `zero_background`, resized to `size` x `size`. Crops are uint8 in the cache
+(N x S x S x 4) and float32 in [0, 255] when fed to the model (Keras EfficientNet rescales
+inside the model).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional, Sequence
+
+import cv2
+import numpy as np
+from scipy import ndimage
+
+from .config import CropConfig
+from .io import atomic_path, read_rgby, validate_id
+
+
+@dataclass
+class CellCrops:
+    """Crops of one image: uint8 N x S x S x C, their cell IDs (N,) and boxes (N, 4: top, left, bottom, right)."""
+
+    image_id: str
+    crops: np.ndarray
+    cell_ids: np.ndarray
+    boxes: np.ndarray
+
+
+def square_box(box: tuple[slice, slice], shape: tuple[int, int], padding: float) -> tuple[int, int, int]:
+    """(top, left, side) of a square around a bounding box, padded; may extend past the image."""
+    top, bottom = box[0].start, box[0].stop
+    left, right = box[1].start, box[1].stop
+    side = int(np.ceil(max(bottom - top, right - left) * (1 + 2 * padding)))
+    cy, cx = (top + bottom) / 2, (left + right) / 2
+    return int(round(cy - side / 2)), int(round(cx - side / 2)), max(side, 1)
+
+
+def _cut(image: np.ndarray, top: int, left: int, side: int) -> np.ndarray:
+    """image[top:top+side, left:left+side] with zero padding where it leaves the image."""
+    out = np.zeros((side, side) + image.shape[2:], image.dtype)
+    y0, x0 = max(top, 0), max(left, 0)
+    y1, x1 = min(top + side, image.shape[0]), min(left + side, image.shape[1])
+    if y1 > y0 and x1 > x0:
+        out[y0 - top:y1 - top, x0 - left:x1 - left] = image[y0:y1, x0:x1]
+    return out
+
+
+def cell_crops(rgby: np.ndarray, cells: np.ndarray, cfg: CropConfig, image_id: str = "", channels: int = 4) -> CellCrops:
+    """RGBY float H x W x 4 in [0, 1] and its label image -> CellCrops (uint8)."""
+    boxes = ndimage.find_objects(cells.astype(np.int32))
+    crops, ids, out_boxes = [], [], []
+    for index, box in enumerate(boxes, start=1):
+        if box is None:
+            continue
+        top, left, side = square_box(box, cells.shape, cfg.padding)
+        patch = _cut(rgby[..., :channels], top, left, side)
+        if cfg.zero_background:
+            patch = patch * (_cut(cells, top, left, side) == index)[..., None]
+        patch = cv2.resize(patch, (cfg.size, cfg.size), interpolation=cv2.INTER_AREA if side > cfg.size else cv2.INTER_LINEAR)
+        crops.append(np.clip(np.rint(patch * 255), 0, 255).astype(np.uint8).reshape(cfg.size, cfg.size, channels))
+        ids.append(index)
+        out_boxes.append((box[0].start, box[1].start, box[0].stop, box[1].stop))
+    shape = (0, cfg.size, cfg.size, channels)
+    return CellCrops(image_id, np.stack(crops) if crops else np.zeros(shape, np.uint8),
+                     np.array(ids, np.int32), np.array(out_boxes, np.int32).reshape(-1, 4))
+
+
+def whole_image(rgby: np.ndarray, size: int, channels: int = 4) -> np.ndarray:
+    """The whole image resized to size x size, uint8 (for `image` mode and image-level scores)."""
+    small = cv2.resize(rgby[..., :channels], (size, size), interpolation=cv2.INTER_AREA)
+    return np.clip(np.rint(small * 255), 0, 255).astype(np.uint8).reshape(size, size, channels)
+
+
+def cache_path(cache_dir: str | Path, image_id: str, cfg: CropConfig, channels: int) -> Path:
+    tag = f"s{cfg.size}_p{cfg.padding:g}_z{int(cfg.zero_background)}_c{channels}"
+    return Path(cache_dir) / tag / f"{validate_id(image_id)}.npz"
+
+
+def load_or_make_crops(images: str | Path, masks: str | Path, image_id: str, cfg: CropConfig,
+                       cache_dir: Optional[str | Path] = None, channels: int = 4) -> CellCrops:
+    """Crops of one image, from the cache when present (else cut from PNGs and cached)."""
+    from .segment import read_masks
+
+    path = cache_path(cache_dir, image_id, cfg, channels) if cache_dir else None
+    if path is not None and path.is_file():
+        with np.load(path) as data:
+            return CellCrops(image_id, data["crops"], data["cell_ids"], data["boxes"])
+    crops = cell_crops(read_rgby(images, image_id), read_masks(masks, image_id).cells, cfg, image_id, channels)
+    if path is not None:
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez_compressed(handle, crops=crops.crops, cell_ids=crops.cell_ids, boxes=crops.boxes)
+    return crops
+
+
+def iter_batches(items: Sequence[tuple[str, np.ndarray]], batch_size: int) -> Iterator[tuple[np.ndarray, list]]:
+    """Group (key, crop) pairs into fixed-size batches across images: (uint8 B x S x S x C, keys)."""
+    batch, keys = [], []
+    for key, crop in items:
+        batch.append(crop)
+        keys.append(key)
+        if len(batch) == batch_size:
+            yield np.stack(batch), keys
+            batch, keys = [], []
+    if batch:
+        yield np.stack(batch), keys

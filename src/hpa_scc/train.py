@@ -1,0 +1,384 @@
+"""Training on weak image-level labels.
+
+    hpa-scc train --config configs/demo.yaml --images data/demo/train --labels data/demo/train.csv \
+        --masks data/demo/masks --out runs/demo
+
+Modes: `cells` (each cell crop inherits its image's labels: the weak setting), `image` (the
+whole image resized), `truth` (per-cell labels from an ID,cell_id,Label table). Optional
+pseudo-label rounds relabel every training cell with the previous model (see `pseudo_labels`).
+Input pipeline: tf.data over a generator that reads one image's cached crops at a time
+(shuffle buffer, parallel augmentation, batch, prefetch), so the data set never has to fit in RAM.
+RUNDIR gets model.keras (best val loss), last.keras + state.json (resume), config.yaml,
+history.csv, curves.png, val_per_class.csv. Re-running into the same RUNDIR resumes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .classes import NEGATIVE, NUM_CLASSES, to_multi_hot
+from .config import Config, save_config
+from .crops import load_or_make_crops, whole_image
+from .errors import InputError
+from .io import atomic_write_text, read_cell_labels, read_labels, read_rgby
+
+
+@dataclass
+class Example:
+    """One training item: a cell crop (cell_index >= 0) or a whole image (-1), and its target (19,)."""
+
+    image_id: str
+    cell_index: int
+    target: np.ndarray
+
+
+def make_examples(cfg: Config, images: Path, labels: dict[str, tuple[int, ...]], masks: Path,
+                  cell_labels: Optional[dict] = None, cache: Optional[Path] = None) -> list[Example]:
+    """Examples of every image in `labels` for the configured mode (crops cached under `cache`)."""
+    from tqdm import tqdm
+
+    mode = cfg.train.mode
+    if mode == "truth" and not cell_labels:
+        raise InputError("train.mode truth needs a per-cell label table (--cell-labels ID,cell_id,Label)")
+    examples: list[Example] = []
+    for image_id, image_labels in tqdm(labels.items(), desc="crops", unit="img", leave=False):
+        if mode == "image":
+            examples.append(Example(image_id, -1, to_multi_hot(image_labels)))
+            continue
+        crops = load_or_make_crops(images, masks, image_id, cfg.crops, cache, cfg.model.channels)
+        n = min(len(crops.cell_ids), cfg.train.max_cells_per_image)
+        for k in range(n):
+            if mode == "truth":
+                key = (image_id, int(crops.cell_ids[k]))
+                if key not in cell_labels:
+                    raise InputError(f"cell labels lack image {image_id} cell {key[1]}")
+                target = to_multi_hot(cell_labels[key])
+            else:
+                target = to_multi_hot(image_labels)
+            examples.append(Example(image_id, k, target))
+    if not examples:
+        raise InputError(f"no training examples: no cells found for the images in {images}")
+    return examples
+
+
+def split_by_image(labels: dict[str, tuple[int, ...]], fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """Validation split by image, stratified on each image's rarest label where possible."""
+    from sklearn.model_selection import train_test_split
+
+    ids = sorted(labels)
+    if fraction <= 0 or len(ids) < 4:
+        return ids, []
+    counts = np.bincount([c for labs in labels.values() for c in labs], minlength=NUM_CLASSES)
+    strata = [min(labels[i], key=lambda c: counts[c]) for i in ids]
+    n_val = max(1, int(round(len(ids) * fraction)))
+    try:
+        train, val = train_test_split(ids, test_size=n_val, random_state=seed, stratify=strata)
+    except ValueError:  # a stratum with one member
+        train, val = train_test_split(ids, test_size=n_val, random_state=seed)
+    return sorted(train), sorted(val)
+
+
+class CropSource:
+    """Reads example pixels (uint8 S x S x C), keeping one image's crops in memory at a time."""
+
+    def __init__(self, cfg: Config, images: Path, masks: Path, cache: Optional[Path]):
+        self.cfg, self.images, self.masks, self.cache = cfg, images, masks, cache
+        self._key: Optional[str] = None
+        self._crops: Optional[np.ndarray] = None
+
+    def pixels(self, example: Example) -> np.ndarray:
+        if example.cell_index < 0:
+            return whole_image(read_rgby(self.images, example.image_id), self.cfg.model.size, self.cfg.model.channels)
+        if self._key != example.image_id:
+            self._crops = load_or_make_crops(self.images, self.masks, example.image_id, self.cfg.crops, self.cache,
+                                             self.cfg.model.channels).crops
+            self._key = example.image_id
+        return self._crops[example.cell_index]
+
+
+def _resize_if_needed(x: np.ndarray, size: int) -> np.ndarray:
+    import cv2
+
+    if x.shape[0] == size:
+        return x
+    return cv2.resize(x, (size, size), interpolation=cv2.INTER_AREA).reshape(size, size, x.shape[2])
+
+
+def make_dataset(examples: list[Example], source: CropSource, cfg: Config, training: bool):
+    """tf.data pipeline: generator (grouped by image) -> shuffle -> augment -> batch -> prefetch."""
+    import tensorflow as tf
+
+    size, channels = cfg.model.size, cfg.model.channels
+    order = sorted(range(len(examples)), key=lambda i: examples[i].image_id)
+    seed = cfg.train.seed
+
+    def generate():
+        rng = np.random.default_rng(seed)
+        indices = order
+        if training:  # shuffle images, keep each image's cells together for cheap reads
+            by_image: dict[str, list[int]] = {}
+            for i in order:
+                by_image.setdefault(examples[i].image_id, []).append(i)
+            keys = list(by_image)
+            rng.shuffle(keys)
+            indices = [i for k in keys for i in by_image[k]]
+        for i in indices:
+            yield _resize_if_needed(source.pixels(examples[i]), size), examples[i].target
+
+    spec = (tf.TensorSpec((size, size, channels), tf.uint8), tf.TensorSpec((NUM_CLASSES,), tf.float32))
+    ds = tf.data.Dataset.from_generator(generate, output_signature=spec)
+    ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
+    if training:
+        ds = ds.shuffle(min(1024, len(examples)), seed=seed)
+        augment = make_augmenter(cfg)
+        if augment is not None:
+            ds = ds.batch(cfg.train.batch_size).map(lambda x, y: (augment(x, training=True), y),
+                                                     num_parallel_calls=tf.data.AUTOTUNE)
+            return ds.prefetch(tf.data.AUTOTUNE)
+    return ds.batch(cfg.train.batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def make_augmenter(cfg: Config):
+    """Keras preprocessing layers with ImageDataGenerator-style parameters, or None if disabled."""
+    import keras
+    from keras import layers
+
+    a = cfg.train.augment
+    if not a.enabled:
+        return None
+    seed = cfg.train.seed
+    steps = []
+    if a.flip:
+        steps.append(layers.RandomFlip("horizontal_and_vertical", seed=seed))
+    if a.rotation:
+        steps.append(layers.RandomRotation(a.rotation / 360.0, fill_mode="constant", seed=seed))
+    if a.shift:
+        steps.append(layers.RandomTranslation(a.shift, a.shift, fill_mode="constant", seed=seed))
+    if a.zoom:
+        steps.append(layers.RandomZoom((-a.zoom, a.zoom), fill_mode="constant", seed=seed))
+    steps.append(RandomGain(a.brightness, seed=seed))
+    return keras.Sequential(steps, name="augment")
+
+
+def _random_gain_class():
+    import keras
+
+    @keras.saving.register_keras_serializable(package="hpa_scc")
+    class RandomGain(keras.layers.Layer):
+        """Multiply each image by a gain drawn from [low, high] (brightness 0.5-1.5), clip to [0, 255]."""
+
+        def __init__(self, bounds=(0.5, 1.5), seed=None, **kwargs):
+            super().__init__(**kwargs)
+            self.bounds = tuple(bounds)
+            self.seed_generator = keras.random.SeedGenerator(seed)
+
+        def call(self, x, training=False):
+            if not training:
+                return x
+            gain = keras.random.uniform((keras.ops.shape(x)[0], 1, 1, 1), *self.bounds, seed=self.seed_generator)
+            return keras.ops.clip(x * gain, 0.0, 255.0)
+
+        def get_config(self):
+            return {**super().get_config(), "bounds": self.bounds}
+
+    return RandomGain
+
+
+def RandomGain(bounds, seed=None):  # noqa: N802 - a layer factory
+    return _random_gain_class()(bounds, seed=seed)
+
+
+def make_loss(cfg: Config, targets: np.ndarray):
+    """Binary loss from config: bce, weighted_bce (positive weight from label counts) or focal."""
+    import keras
+    from keras import ops
+
+    if cfg.train.loss == "bce":
+        return keras.losses.BinaryCrossentropy()
+    if cfg.train.loss == "focal":
+        return keras.losses.BinaryFocalCrossentropy(gamma=cfg.train.focal_gamma)
+    positives = targets.sum(axis=0) + 1.0
+    weights = np.clip((len(targets) - positives) / positives, 1.0, 50.0).astype("float32")
+
+    def weighted_bce(y_true, y_pred):
+        y_pred = ops.clip(y_pred, 1e-7, 1 - 1e-7)
+        loss = -(weights * y_true * ops.log(y_pred) + (1 - y_true) * ops.log(1 - y_pred))
+        return ops.mean(loss, axis=-1)
+
+    return weighted_bce
+
+
+def get_strategy(name: str):
+    """tf.distribute strategy by name (default | mirrored | multiworker | tpu)."""
+    import tensorflow as tf
+
+    if name == "mirrored":
+        devices = [d.name for d in tf.config.list_logical_devices("GPU")] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices)
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    return tf.distribute.get_strategy()
+
+
+def predict_examples(model, examples: list[Example], source: CropSource, cfg: Config) -> np.ndarray:
+    """Model probabilities (N x 19) for examples, in order."""
+    ds = make_dataset(examples, source, cfg, training=False)
+    order = sorted(range(len(examples)), key=lambda i: examples[i].image_id)
+    probs = model.predict(ds, verbose=0)
+    out = np.empty_like(probs)
+    out[order] = probs
+    return out
+
+
+def pseudo_labels(examples: list[Example], scores: np.ndarray, keep: float, minimum: float) -> list[Example]:
+    """Relabel cells: keep an image label on a cell where its score >= keep x the image's best
+    score for that label and >= minimum; a cell that keeps none becomes Negative."""
+    best: dict[tuple[str, int], float] = {}
+    for ex, s in zip(examples, scores):
+        for c in np.flatnonzero(ex.target):
+            best[(ex.image_id, c)] = max(best.get((ex.image_id, c), 0.0), float(s[c]))
+    out = []
+    for ex, s in zip(examples, scores):
+        target = np.zeros(NUM_CLASSES, np.float32)
+        for c in np.flatnonzero(ex.target):
+            if c != NEGATIVE and s[c] >= minimum and s[c] >= keep * best[(ex.image_id, c)]:
+                target[c] = 1.0
+        if not target.any():
+            target[NEGATIVE] = 1.0
+        out.append(Example(ex.image_id, ex.cell_index, target))
+    return out
+
+
+def per_class_metrics(targets: np.ndarray, probs: np.ndarray) -> list[dict]:
+    """Per-class AUC (None where a class has one value only), F1 at 0.5 and support."""
+    from sklearn.metrics import f1_score, roc_auc_score
+
+    rows = []
+    for c in range(NUM_CLASSES):
+        y = targets[:, c]
+        auc = float(roc_auc_score(y, probs[:, c])) if 0 < y.sum() < len(y) else None
+        f1 = float(f1_score(y, probs[:, c] >= 0.5, zero_division=0)) if y.sum() else None
+        rows.append({"class": c, "auc": auc, "f1": f1, "support": int(y.sum())})
+    return rows
+
+
+def _fit_round(model, train_ds, val_ds, run: Path, epochs: int, initial_epoch: int, cfg: Config, round_index: int):
+    import keras
+
+    class State(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            self.model.save(run / "last.keras")
+            atomic_write_text(run / "state.json", json.dumps({"round": round_index, "epoch": epoch + 1}))
+
+    monitor = "val_loss" if val_ds is not None else "loss"
+    callbacks = [
+        keras.callbacks.ModelCheckpoint(str(run / "model.keras"), monitor=monitor, save_best_only=True),
+        keras.callbacks.EarlyStopping(monitor=monitor, patience=cfg.train.early_stopping),
+        keras.callbacks.ReduceLROnPlateau(monitor=monitor, patience=cfg.train.reduce_lr, factor=0.5),
+        keras.callbacks.CSVLogger(str(run / "history.csv"), append=True),
+        State(),
+    ]
+    return model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=initial_epoch,
+                     callbacks=callbacks, verbose=2)
+
+
+def train(cfg: Config, images: str | Path, labels_csv: str | Path, masks: str | Path, run: str | Path,
+          cell_labels_csv: Optional[str | Path] = None) -> dict:
+    """Train per config; returns {"history": rows of history.csv, "val_per_class": [...]}."""
+    import keras
+
+    from .model import build_classifier, load_classifier
+
+    images, masks, run = Path(images), Path(masks), Path(run)
+    run.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run / "config.yaml")
+    keras.utils.set_random_seed(cfg.train.seed)
+    labels = read_labels(labels_csv)
+    cell_labels = read_cell_labels(cell_labels_csv) if cell_labels_csv else None
+    cache = masks / "crops"
+    train_ids, val_ids = split_by_image(labels, cfg.train.val_fraction, cfg.train.seed)
+    train_examples = make_examples(cfg, images, {i: labels[i] for i in train_ids}, masks, cell_labels, cache)
+    val_examples = make_examples(cfg, images, {i: labels[i] for i in val_ids}, masks, cell_labels, cache) if val_ids else []
+    source = CropSource(cfg, images, masks, cache)
+
+    state = json.loads((run / "state.json").read_text()) if (run / "state.json").is_file() else {"round": 0, "epoch": 0}
+    total_rounds = 1 + cfg.train.pseudo_rounds
+    strategy = get_strategy(cfg.train.strategy)
+    with strategy.scope():
+        if (run / "last.keras").is_file() and state["epoch"] > 0:
+            model = load_classifier(run / "last.keras")
+            print(f"resuming {run}: round {state['round'] + 1}, after epoch {state['epoch']}")
+        else:
+            model = build_classifier(cfg.model)
+        targets = np.stack([e.target for e in train_examples])
+        model.compile(optimizer=keras.optimizers.Adam(cfg.train.learning_rate), loss=make_loss(cfg, targets),
+                      metrics=[keras.metrics.AUC(multi_label=True, num_labels=NUM_CLASSES, name="auc")])
+    val_ds = make_dataset(val_examples, source, cfg, training=False) if val_examples else None
+    for round_index in range(state["round"], total_rounds):
+        examples = train_examples
+        if round_index > 0:
+            scores = predict_examples(model, train_examples, source, cfg)
+            examples = pseudo_labels(train_examples, scores, cfg.train.pseudo_keep, cfg.train.pseudo_min)
+        initial = state["epoch"] if round_index == state["round"] else 0
+        first_epoch = round_index * cfg.train.epochs
+        if initial < cfg.train.epochs:
+            _fit_round(model, make_dataset(examples, source, cfg, training=True), val_ds, run,
+                       first_epoch + cfg.train.epochs, first_epoch + initial, cfg, round_index)
+        atomic_write_text(run / "state.json", json.dumps({"round": round_index + 1, "epoch": 0}))
+    if not (run / "model.keras").is_file():
+        model.save(run / "model.keras")
+    result = {"history": _read_history(run)}
+    if val_examples:
+        best = load_classifier(run / "model.keras")
+        probs = predict_examples(best, val_examples, source, cfg)
+        rows = per_class_metrics(np.stack([e.target for e in val_examples]), probs)
+        atomic_write_text(run / "val_per_class.csv", "class,auc,f1,support\n" + "".join(
+            f"{r['class']},{'' if r['auc'] is None else round(r['auc'], 4)},{'' if r['f1'] is None else round(r['f1'], 4)},{r['support']}\n"
+            for r in rows))
+        result["val_per_class"] = rows
+    _plot_curves(run)
+    return result
+
+
+def _read_history(run: Path) -> list[dict]:
+    import csv
+
+    path = run / "history.csv"
+    if not path.is_file():
+        return []
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
+def _plot_curves(run: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .io import atomic_path
+
+    rows = _read_history(run)
+    if not rows:
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    for ax, key in zip(axes, ("loss", "auc")):
+        for prefix in ("", "val_"):
+            if prefix + key in rows[0]:
+                ax.plot([float(r["epoch"]) + 1 for r in rows], [float(r[prefix + key]) for r in rows], label=prefix + key)
+        ax.set_xlabel("epoch")
+        ax.legend()
+    fig.tight_layout()
+    with atomic_path(run / "curves.png") as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)

@@ -1,0 +1,130 @@
+"""Model, crops and training. Builds real EfficientNetB0 models (weights=None) and trains them
+for a few steps on tiny synthetic data, so this module takes a few minutes on 2 cores."""
+
+import json
+
+import numpy as np
+import pytest
+
+from hpa_scc.classes import NEGATIVE, to_multi_hot
+from hpa_scc.config import CropConfig, ModelConfig, load_config
+from hpa_scc.crops import cell_crops
+from hpa_scc.errors import InputError
+from hpa_scc.train import Example, pseudo_labels, split_by_image
+
+
+@pytest.mark.parametrize("backbone, channels", [("keras", 4), ("keras", 3), ("efficientnet", 4)])
+def test_model_shapes(backbone, channels):
+    from hpa_scc.model import build_classifier
+
+    model = build_classifier(ModelConfig(backbone=backbone, channels=channels, size=64))
+    x = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, channels)).astype("float32")
+    y = model.predict(x, verbose=0)
+    assert y.shape == (2, 19) and np.all((y > 0) & (y < 1))
+
+
+def test_missing_weights_and_bad_model_file(tmp_path):
+    from hpa_scc.model import build_classifier, load_classifier
+
+    with pytest.raises(InputError, match="does not exist"):
+        build_classifier(ModelConfig(size=64, weights=str(tmp_path / "none.h5")))
+    bogus = tmp_path / "model.keras"
+    bogus.write_bytes(b"not a model")
+    with pytest.raises(InputError, match="not a loadable Keras model"):
+        load_classifier(bogus)
+
+
+def test_local_weights_transfer_to_four_channels(tmp_path):
+    import keras
+
+    from hpa_scc.model import build_classifier
+
+    rgb = keras.applications.EfficientNetB0(include_top=False, weights=None, input_shape=(64, 64, 3))
+    path = tmp_path / "b0.weights.h5"
+    rgb.save_weights(str(path))
+    model = build_classifier(ModelConfig(size=64, channels=4, weights=str(path)))
+    stem = model.get_layer("efficientnetb0").get_layer("stem_conv").get_weights()[0]
+    source = rgb.get_layer("stem_conv").get_weights()[0]
+    assert stem.shape[2] == 4
+    np.testing.assert_allclose(stem[:, :, :3], source)
+    np.testing.assert_allclose(stem[:, :, 3], source.mean(axis=2), rtol=1e-6)
+
+
+def test_crops_of_known_mask():
+    rgby = np.zeros((100, 120, 4), np.float32)
+    cells = np.zeros((100, 120), np.uint16)
+    cells[10:30, 20:60] = 1  # 20 x 40 box
+    cells[50:90, 70:110] = 2
+    rgby[..., 1] = 0.5
+    crops = cell_crops(rgby, cells, CropConfig(size=32, padding=0.0, zero_background=True))
+    assert crops.crops.shape == (2, 32, 32, 4) and crops.crops.dtype == np.uint8
+    assert list(crops.cell_ids) == [1, 2]
+    assert tuple(crops.boxes[0]) == (10, 20, 30, 60)
+    first = crops.crops[0, ..., 1]
+    assert first[16, 16] == 128 and first[0, 16] == 0  # square box: rows above the 20-px cell are background
+    unmasked = cell_crops(rgby, cells, CropConfig(size=32, padding=0.0, zero_background=False))
+    assert unmasked.crops[0, 0, 16, 1] == 128
+
+
+def test_pseudo_labels_hand_case():
+    examples = [Example("a", 0, to_multi_hot([0, 5])), Example("a", 1, to_multi_hot([0, 5])), Example("b", 0, to_multi_hot([2]))]
+    scores = np.zeros((3, 19), np.float32)
+    scores[0, [0, 5]] = [0.9, 0.1]  # keeps 0; 5 below the minimum
+    scores[1, [0, 5]] = [0.2, 0.8]  # 0 below half of the image's best (0.9); keeps 5
+    scores[2, 2] = 0.05  # nothing supported -> Negative
+    out = pseudo_labels(examples, scores, keep=0.5, minimum=0.2)
+    assert np.flatnonzero(out[0].target).tolist() == [0]
+    assert np.flatnonzero(out[1].target).tolist() == [5]
+    assert np.flatnonzero(out[2].target).tolist() == [NEGATIVE]
+
+
+def test_split_by_image_is_disjoint():
+    labels = {f"id{i}": ((i % 3,) if i % 5 else (7,)) for i in range(20)}
+    train, val = split_by_image(labels, 0.25, 0)
+    assert len(val) == 5 and not set(train) & set(val) and set(train) | set(val) == set(labels)
+
+
+@pytest.fixture(scope="module")
+def train_data(tmp_path_factory):
+    from hpa_scc.segment import segment_folder
+    from hpa_scc.synth import generate_dataset
+
+    cfg = load_config(None, ["synth.n_train=6", "synth.n_test=0", "synth.sizes=[256]", "synth.workers=1", "synth.seed=3"])
+    root = tmp_path_factory.mktemp("train")
+    generate_dataset(cfg.synth, root, progress=False)
+    segment_folder(root / "train", root / "masks", cfg.segment, workers=1, progress=False)
+    return root
+
+
+TINY = ["crops.size=48", "model.size=48", "train.batch_size=16", "train.epochs=2", "train.augment.enabled=true"]
+
+
+def test_training_writes_outputs_loss_goes_down_and_resumes(train_data, tmp_path):
+    from hpa_scc.cli import main
+
+    run = tmp_path / "run"
+    args = ["train", "--images", str(train_data / "train"), "--labels", str(train_data / "train.csv"),
+            "--masks", str(train_data / "masks"), "--out", str(run), "--pseudo-rounds", "1"]
+    for item in TINY + ["train.learning_rate=0.003"]:
+        args += ["--set", item]
+    assert main(args) == 0
+    for name in ("model.keras", "config.yaml", "history.csv", "curves.png", "val_per_class.csv", "last.keras"):
+        assert (run / name).is_file(), name
+    rows = (run / "history.csv").read_text().splitlines()
+    assert len(rows) == 1 + 4  # two rounds of two epochs
+    losses = [float(r.split(",")[rows[0].split(",").index("loss")]) for r in rows[1:]]
+    assert losses[-1] < losses[0]
+    assert json.loads((run / "state.json").read_text()) == {"round": 2, "epoch": 0}
+    # Re-running into the same folder resumes: nothing left to do, no epoch added.
+    assert main(args) == 0
+    assert len((run / "history.csv").read_text().splitlines()) == 5
+
+
+@pytest.mark.parametrize("mode", ["image", "truth"])
+def test_other_modes(train_data, tmp_path, mode):
+    from hpa_scc.train import train
+
+    cfg = load_config(None, TINY + [f"train.mode={mode}", "train.epochs=1", "train.augment.enabled=false"])
+    result = train(cfg, train_data / "train", train_data / "train.csv", train_data / "masks", tmp_path / mode,
+                   train_data / "cell_labels.csv" if mode == "truth" else None)
+    assert len(result["history"]) == 1 and (tmp_path / mode / "model.keras").is_file()
