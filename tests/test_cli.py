@@ -78,3 +78,11 @@ def test_segment_and_show(tiny_data, tmp_path, capsys):
     assert main(["show", image_id, "--images", str(tiny_data / "test"), "--masks", str(masks), "--out", str(picture)]) == 0
     assert picture.stat().st_size > 1000
     assert main(["show", "nope", "--images", str(tiny_data / "test"), "--masks", str(masks)]) == 2
+
+
+def test_quick_demo(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--quick", "--set", "train.batch_size=8"]) == 0
+    out = capsys.readouterr().out
+    assert "demo finished" in out and (tmp_path / "reports/demo/preview.png").is_file()
+    assert (tmp_path / "runs/demo/model.keras").is_file()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -244,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    for noise in ("This model usually expects", "`shuffle=True` was passed", "Your input ran out of data"):
+        warnings.filterwarnings("ignore", message=noise)  # expected with RGBY inputs and tf.data
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

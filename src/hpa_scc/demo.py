@@ -1,7 +1,8 @@
 """`make demo`: the pipeline end to end on the embedded synthetic data set.
 
-Stages run so far: generate data -> read it back -> segment -> write pictures; each stage
-reuses what an earlier run left (the data set if its manifest matches, the mask cache).
+Stages run so far: generate data -> read it back -> segment -> train (weak labels) -> write
+pictures; each stage reuses what an earlier run left (the data set if its manifest matches,
+the mask cache, the training run, which resumes).
 """
 
 from __future__ import annotations
@@ -34,14 +35,15 @@ def run_demo(cfg: Config, quick: bool = False) -> dict:
     from .synth import generate_dataset
 
     if quick:
-        cfg = replace(cfg, synth=replace(cfg.synth, n_train=4, n_test=2, sizes=(256,)))
+        cfg = replace(cfg, synth=replace(cfg.synth, n_train=4, n_test=2, sizes=(256,)),
+                      train=replace(cfg.train, epochs=1), model=replace(cfg.model, size=48), crops=replace(cfg.crops, size=48))
     data = Path(cfg.paths.data)
     report = Path(cfg.paths.report)
     report.mkdir(parents=True, exist_ok=True)
     outputs: dict = {"data": str(data)}
     start = time.time()
 
-    print(f"[1/3] synthetic data -> {data}")
+    print(f"[1/4] synthetic data -> {data}")
     if _data_is_current(cfg, data):
         print("      up to date (same config), reused")
     else:
@@ -52,7 +54,7 @@ def run_demo(cfg: Config, quick: bool = False) -> dict:
     print(f"      {len(train_ids)} train / {len(test_ids)} test images; image-label counts per class: {counts.tolist()}")
 
     masks = Path(cfg.paths.masks)
-    print(f"[2/3] segmentation ({cfg.segment.backend}) -> {masks}")
+    print(f"[2/4] segmentation ({cfg.segment.backend}) -> {masks}")
     for split, ids in (("train", train_ids), ("test", test_ids)):
         segment_folder(data / split, masks, cfg.segment, ids=ids)
     totals = np.zeros(3, int)
@@ -63,7 +65,17 @@ def run_demo(cfg: Config, quick: bool = False) -> dict:
     outputs["segmentation_f1"] = f1
     print(f"      cells matched to the synthetic truth at IoU >= 0.6: F1 {f1:.3f}")
 
-    print(f"[3/3] pictures -> {report}")
+    run = Path(cfg.paths.run)
+    print(f"[3/4] training ({cfg.train.mode} mode, {cfg.train.epochs} epochs, {cfg.model.size} px) -> {run}")
+    from .train import train
+
+    result = train(cfg, data / "train", data / "train.csv", masks, run)
+    outputs["run"] = str(run)
+    if result["history"]:
+        first, last = result["history"][0], result["history"][-1]
+        print(f"      loss {float(first['loss']):.4f} -> {float(last['loss']):.4f}; curves in {run / 'curves.png'}")
+
+    print(f"[4/4] pictures -> {report}")
     first = test_ids[0] if test_ids else train_ids[0]
     split = "test" if test_ids else "train"
     rgby = read_rgby(data / split, first)
