@@ -314,6 +314,7 @@ def train(cfg: Config, images: str | Path, labels_csv: str | Path, masks: str | 
     state = json.loads((run / "state.json").read_text()) if (run / "state.json").is_file() else {"round": 0, "epoch": 0}
     total_rounds = 1 + cfg.train.pseudo_rounds
     strategy = get_strategy(cfg.train.strategy)
+    print(f"strategy {cfg.train.strategy}: {strategy.num_replicas_in_sync} replica(s)")
     with strategy.scope():
         if (run / "last.keras").is_file() and state["epoch"] > 0:
             model = load_classifier(run / "last.keras")
