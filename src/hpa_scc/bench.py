@@ -132,3 +132,90 @@ def bench_segment(real: Optional[Path] = None, n_synth: int = 8, synth_size: int
     figures["peak_rss_mb"] = peak
     print(f"peak memory (RSS of this process): {peak:.0f} MB")
     return figures
+
+
+def _bench_data(root: Path, n_train: int, size: int, seed: int = 0):
+    """A synthetic training set; its truth masks double as the mask cache (same file names)."""
+    from .config import SynthConfig
+    from .synth import generate_dataset
+
+    cfg = SynthConfig(n_train=n_train, n_test=0, sizes=(size,), seed=seed, workers=2)
+    generate_dataset(cfg, root, progress=False)
+    return root / "train", root / "train.csv", root / "truth"
+
+
+def bench_train(n_train: int = 16, size: int = 384, model_size: int = 96, steps: int = 10) -> dict:
+    """Training images/s at the demo size, and input-pipeline steps/s alone vs with the model."""
+    import keras
+
+    from .config import load_config
+    from .io import read_labels
+    from .model import build_classifier
+    from .train import CropSource, make_dataset, make_examples
+
+    cfg = load_config(None, [f"crops.size={model_size}", f"model.size={model_size}", "train.batch_size=32"])
+    with tempfile.TemporaryDirectory() as tmp:
+        images, labels_csv, masks = _bench_data(Path(tmp), n_train, size)
+        labels = read_labels(labels_csv)
+        examples = make_examples(cfg, images, labels, masks, cache=Path(tmp) / "crops")
+        source = CropSource(cfg, images, masks, Path(tmp) / "crops")
+        ds = make_dataset(examples, source, cfg, training=True).repeat()
+        iterator = iter(ds)
+        next(iterator)
+        start = time.perf_counter()
+        for _ in range(steps):
+            next(iterator)
+        pipeline = steps / (time.perf_counter() - start)
+        model = build_classifier(cfg.model)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
+        model.fit(ds, steps_per_epoch=2, epochs=1, verbose=0)  # compile / warm up
+        start = time.perf_counter()
+        model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
+        with_model = steps / (time.perf_counter() - start)
+    batch = cfg.train.batch_size
+    print(f"train {model_size}px batch {batch} ({len(examples)} crops): input pipeline alone {pipeline:.1f} steps/s "
+          f"({pipeline * batch:.0f} crops/s); with the model {with_model:.2f} steps/s ({with_model * batch:.1f} crops/s); "
+          f"pipeline headroom x{pipeline / with_model:.1f}")
+    return {"pipeline_steps_per_s": pipeline, "train_steps_per_s": with_model, "train_images_per_s": with_model * batch}
+
+
+def bench_weak_labels(n_train: int = 60, n_val: int = 20, size: int = 384, model_size: int = 64, epochs: int = 6) -> dict:
+    """Per-cell classification mAP on held-out synthetic cells for modes cells, cells + 1 pseudo
+    round, and truth, with the same data and epoch budget per round."""
+    from sklearn.metrics import average_precision_score
+
+    from .config import load_config
+    from .crops import load_or_make_crops
+    from .io import read_cell_labels, read_labels
+    from .model import load_classifier
+    from .classes import to_multi_hot
+    from .train import train
+
+    base = [f"crops.size={model_size}", f"model.size={model_size}", "train.batch_size=32", f"train.epochs={epochs}",
+            "train.val_fraction=0", "train.learning_rate=0.002"]
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        images, labels_csv, masks = _bench_data(root / "train", n_train, size, seed=1)
+        val_images, val_labels_csv, val_masks = _bench_data(root / "val", n_val, size, seed=2)
+        cell_labels = root / "train" / "cell_labels.csv"
+        val_cells = read_cell_labels(root / "val" / "cell_labels.csv")
+        crops_cfg = load_config(None, base)
+        val_x, val_y = [], []
+        for image_id in read_labels(val_labels_csv):
+            crops = load_or_make_crops(val_images, val_masks, image_id, crops_cfg.crops, None, 4)
+            val_x.append(crops.crops)
+            val_y += [to_multi_hot(val_cells[(image_id, int(c))]) for c in crops.cell_ids]
+        val_x = np.concatenate(val_x).astype(np.float32)
+        val_y = np.stack(val_y)
+        for name, extra in (("cells", ["train.mode=cells"]), ("cells+pseudo", ["train.mode=cells", "train.pseudo_rounds=1"]),
+                            ("truth", ["train.mode=truth"])):
+            cfg = load_config(None, base + extra)
+            run = root / f"run_{name}"
+            train(cfg, images, labels_csv, masks, run, cell_labels if name == "truth" else None)
+            probs = load_classifier(run / "model.keras").predict(val_x, verbose=0)
+            present = [c for c in range(NUM_CLASSES) if val_y[:, c].any()]
+            results[name] = float(np.mean([average_precision_score(val_y[:, c], probs[:, c]) for c in present]))
+    print(f"per-cell classification mAP on {len(val_y)} held-out synthetic cells ({n_train} train images, "
+          f"{epochs} epochs a round, {model_size}px): " + ", ".join(f"{k} {v:.4f}" for k, v in results.items()))
+    return results
