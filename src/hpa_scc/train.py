@@ -361,6 +361,14 @@ def _read_history(run: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
+def _number(text: str) -> float:
+    """A history.csv value as float; CSVLogger writes 'NA' for a metric missing in an epoch."""
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")
+
+
 def _plot_curves(run: Path) -> None:
     import matplotlib
 
@@ -376,7 +384,7 @@ def _plot_curves(run: Path) -> None:
     for ax, key in zip(axes, ("loss", "auc")):
         for prefix in ("", "val_"):
             if prefix + key in rows[0]:
-                ax.plot([float(r["epoch"]) + 1 for r in rows], [float(r[prefix + key]) for r in rows], label=prefix + key)
+                ax.plot([float(r["epoch"]) + 1 for r in rows], [_number(r[prefix + key]) for r in rows], label=prefix + key)
         ax.set_xlabel("epoch")
         ax.legend()
     fig.tight_layout()
