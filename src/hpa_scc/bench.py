@@ -208,13 +208,13 @@ def bench_weak_labels(n_train: int = 60, n_val: int = 20, size: int = 384, model
             val_y += [to_multi_hot(val_cells[(image_id, int(c))]) for c in crops.cell_ids]
         val_x = np.concatenate(val_x).astype(np.float32)
         val_y = np.stack(val_y)
+        present = [c for c in range(NUM_CLASSES) if val_y[:, c].any()]
         for name, extra in (("cells", ["train.mode=cells"]), ("cells+pseudo", ["train.mode=cells", "train.pseudo_rounds=1"]),
                             ("truth", ["train.mode=truth"])):
             cfg = load_config(None, base + extra)
             run = root / f"run_{name}"
             train(cfg, images, labels_csv, masks, run, cell_labels if name == "truth" else None)
             probs = load_classifier(run / "model.keras").predict(val_x, verbose=0)
-            present = [c for c in range(NUM_CLASSES) if val_y[:, c].any()]
             results[name] = float(np.mean([average_precision_score(val_y[:, c], probs[:, c]) for c in present]))
     print(f"per-cell classification mAP on {len(val_y)} held-out synthetic cells ({n_train} train images, "
           f"{epochs} epochs a round, {model_size}px): " + ", ".join(f"{k} {v:.4f}" for k, v in results.items()))

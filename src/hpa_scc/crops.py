@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Optional
 
 import cv2
 import numpy as np
@@ -30,7 +30,7 @@ class CellCrops:
     boxes: np.ndarray
 
 
-def square_box(box: tuple[slice, slice], shape: tuple[int, int], padding: float) -> tuple[int, int, int]:
+def square_box(box: tuple[slice, slice], padding: float) -> tuple[int, int, int]:
     """(top, left, side) of a square around a bounding box, padded; may extend past the image."""
     top, bottom = box[0].start, box[0].stop
     left, right = box[1].start, box[1].stop
@@ -56,7 +56,7 @@ def cell_crops(rgby: np.ndarray, cells: np.ndarray, cfg: CropConfig, image_id: s
     for index, box in enumerate(boxes, start=1):
         if box is None:
             continue
-        top, left, side = square_box(box, cells.shape, cfg.padding)
+        top, left, side = square_box(box, cfg.padding)
         patch = _cut(rgby[..., :channels], top, left, side)
         if cfg.zero_background:
             patch = patch * (_cut(cells, top, left, side) == index)[..., None]
@@ -95,16 +95,3 @@ def load_or_make_crops(images: str | Path, masks: str | Path, image_id: str, cfg
             with open(tmp, "wb") as handle:
                 np.savez_compressed(handle, crops=crops.crops, cell_ids=crops.cell_ids, boxes=crops.boxes)
     return crops
-
-
-def iter_batches(items: Sequence[tuple[str, np.ndarray]], batch_size: int) -> Iterator[tuple[np.ndarray, list]]:
-    """Group (key, crop) pairs into fixed-size batches across images: (uint8 B x S x S x C, keys)."""
-    batch, keys = [], []
-    for key, crop in items:
-        batch.append(crop)
-        keys.append(key)
-        if len(batch) == batch_size:
-            yield np.stack(batch), keys
-            batch, keys = [], []
-    if batch:
-        yield np.stack(batch), keys

@@ -14,6 +14,7 @@ history.csv, curves.png, val_per_class.csv. Re-running into the same RUNDIR resu
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,15 +115,14 @@ def make_dataset(examples: list[Example], source: CropSource, cfg: Config, train
     import tensorflow as tf
 
     size, channels = cfg.model.size, cfg.model.channels
-    order = sorted(range(len(examples)), key=lambda i: examples[i].image_id)
     seed = cfg.train.seed
 
     def generate():
         rng = np.random.default_rng(seed)
-        indices = order
+        indices = range(len(examples))  # evaluation: in the given order (make_examples groups by image)
         if training:  # shuffle images, keep each image's cells together for cheap reads
             by_image: dict[str, list[int]] = {}
-            for i in order:
+            for i in indices:
                 by_image.setdefault(examples[i].image_id, []).append(i)
             keys = list(by_image)
             rng.shuffle(keys)
@@ -165,10 +165,11 @@ def make_augmenter(cfg: Config):
     return keras.Sequential(steps, name="augment")
 
 
+@functools.cache
 def _random_gain_class():
+    """The RandomGain layer class, defined on first use so importing this module needs no Keras."""
     import keras
 
-    @keras.saving.register_keras_serializable(package="hpa_scc")
     class RandomGain(keras.layers.Layer):
         """Multiply each image by a gain drawn from [low, high] (brightness 0.5-1.5), clip to [0, 255]."""
 
@@ -182,9 +183,6 @@ def _random_gain_class():
                 return x
             gain = keras.random.uniform((keras.ops.shape(x)[0], 1, 1, 1), *self.bounds, seed=self.seed_generator)
             return keras.ops.clip(x * gain, 0.0, 255.0)
-
-        def get_config(self):
-            return {**super().get_config(), "bounds": self.bounds}
 
     return RandomGain
 
@@ -232,12 +230,7 @@ def get_strategy(name: str):
 
 def predict_examples(model, examples: list[Example], source: CropSource, cfg: Config) -> np.ndarray:
     """Model probabilities (N x 19) for examples, in order."""
-    ds = make_dataset(examples, source, cfg, training=False)
-    order = sorted(range(len(examples)), key=lambda i: examples[i].image_id)
-    probs = model.predict(ds, verbose=0)
-    out = np.empty_like(probs)
-    out[order] = probs
-    return out
+    return model.predict(make_dataset(examples, source, cfg, training=False), verbose=0)
 
 
 def pseudo_labels(examples: list[Example], scores: np.ndarray, keep: float, minimum: float) -> list[Example]:
