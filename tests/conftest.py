@@ -39,3 +39,26 @@ def real_data() -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+TINY_RUN_SETTINGS = ["crops.size=32", "model.size=32", "train.epochs=1", "train.batch_size=16", "segment.workers=1",
+                     "predict.batch_size=8", "predict.workers=0"]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_data, tmp_path_factory) -> dict:
+    """A 1-epoch 32 px model trained on `tiny_data`, with masks of train and test images.
+
+    Returns {"cfg", "run", "masks", "data"}.
+    """
+    from hpa_scc.config import load_config
+    from hpa_scc.segment import segment_folder
+    from hpa_scc.train import train
+
+    cfg = load_config(None, TINY_RUN_SETTINGS)
+    root = tmp_path_factory.mktemp("tiny_run")
+    masks = root / "masks"
+    for split in ("train", "test"):
+        segment_folder(tiny_data / split, masks, cfg.segment, workers=1, progress=False)
+    train(cfg, tiny_data / "train", tiny_data / "train.csv", masks, root / "run")
+    return {"cfg": cfg, "run": root / "run", "masks": masks, "data": tiny_data}

@@ -3,6 +3,8 @@
     hpa-scc --help
     hpa-scc synth --config configs/demo.yaml --out data/demo
     hpa-scc segment --images data/demo/test --out data/demo/masks
+    hpa-scc predict --model runs/demo --images data/demo/test --sample data/demo/sample_submission.csv \
+        --out submissions/demo.csv --masks data/demo/masks
     hpa-scc validate submissions/demo.csv --sample data/demo/sample_submission.csv
     hpa-scc score submissions/demo.csv --solution data/demo/solution.csv --per-class
 
@@ -156,6 +158,32 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .model import export_onnx
+
+    info = export_onnx(args.model, tolerance=args.tolerance)
+    print(f"exported {info['path']}; max |ONNX - Keras| = {info['max_abs_diff']:.2e}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .predict import predict_submission
+
+    extra = []
+    for flag, key in (("engine", "predict.engine"), ("cell_weight", "predict.cell_weight"),
+                      ("batch_size", "predict.batch_size"), ("workers", "predict.workers")):
+        if getattr(args, flag) is not None:
+            extra.append(f"{key}={getattr(args, flag)}")
+    if args.tta:
+        extra.append("predict.tta=true")
+    cfg = _config(args, extra)
+    result = predict_submission(cfg, args.model, args.images, args.sample, args.out, masks=args.masks,
+                                force=args.force, progress=not args.quiet)
+    print(f"{result['images']} images ({result['new_images']} new), {result['cells']} cells; submission "
+          f"{result['submission']} (valid), per-cell table {result['cells_table']}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -240,6 +268,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, help="crop / model input side, px")
     p.set_defaults(func=cmd_train)
 
+    p = sub.add_parser("export", help="export RUNDIR/model.keras to ONNX (checked against Keras)")
+    p.add_argument("--model", required=True, help="training run folder (RUNDIR)")
+    p.add_argument("--tolerance", type=float, default=1e-5, help="max |ONNX - Keras| allowed (default 1e-5)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("predict", help="per-cell predictions -> submission CSV (+ per-cell table)")
+    _add_config(p)
+    p.add_argument("--model", required=True, help="training run folder (RUNDIR with model.keras, config.yaml)")
+    p.add_argument("--images", required=True, help="test image folder")
+    p.add_argument("--sample", required=True, help="sample_submission.csv (IDs and sizes, in output order)")
+    p.add_argument("--out", required=True, help="submission CSV to write (re-running resumes)")
+    p.add_argument("--masks", help="mask cache folder (read, and filled for missing IDs); default: segment in memory")
+    p.add_argument("--engine", choices=["keras", "onnx"])
+    p.add_argument("--cell-weight", type=float, help="weight of the cell score in the blend (0 = image broadcast)")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--workers", type=int, help="processes preparing images (0 = main process)")
+    p.add_argument("--tta", action="store_true", help="average over horizontal and vertical flips")
+    p.add_argument("--force", action="store_true", help="discard a journal of an earlier run and start again")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_predict)
+
     p = sub.add_parser("demo", help="run the whole pipeline on the embedded synthetic data")
     _add_config(p)
     p.add_argument("--quick", action="store_true", help="tiny sizes (for tests)")
@@ -250,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    for noise in ("This model usually expects", "`shuffle=True` was passed", "Your input ran out of data"):
+    for noise in ("This model usually expects", "`shuffle=True` was passed", "Your input ran out of data", "In the future `np.object`"):
         warnings.filterwarnings("ignore", message=noise)  # expected with RGBY inputs and tf.data
     parser = build_parser()
     args = parser.parse_args(argv)

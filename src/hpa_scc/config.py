@@ -172,6 +172,10 @@ class PredictConfig:
     tta: bool = False  # average with horizontal/vertical flips
     min_confidence: float = 0.0  # drop (cell, label) triples below this
     negative: str = "predicted"  # predicted | derived (1 - max of the other labels)
+    image_score: str = "whole"  # whole (whole-image pass) | cell_mean | cell_max (over the image's cells)
+    image_model: Optional[str] = None  # RUNDIR of a separate image-level model for `whole` (default: the cell model)
+    workers: int = 2  # processes preparing images (read, segment, crop, encode); 0 = in the main process
+    prefetch: int = 4  # images prepared ahead of the model
 
     def __post_init__(self) -> None:
         if self.engine not in ("keras", "onnx"):
@@ -182,6 +186,12 @@ class PredictConfig:
             raise ConfigError(f"predict.blend must be linear or product, got {self.blend!r}")
         if self.negative not in ("predicted", "derived"):
             raise ConfigError(f"predict.negative must be predicted or derived, got {self.negative!r}")
+        if self.image_score not in ("whole", "cell_mean", "cell_max"):
+            raise ConfigError(f"predict.image_score must be whole, cell_mean or cell_max, got {self.image_score!r}")
+        if self.batch_size < 1 or self.workers < 0 or self.prefetch < 1:
+            raise ConfigError("predict.batch_size and predict.prefetch must be >= 1, predict.workers >= 0")
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise ConfigError("predict.min_confidence must be in [0, 1]")
 
 
 @dataclass(frozen=True)

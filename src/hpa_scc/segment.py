@@ -314,20 +314,36 @@ def read_masks(mask_dir: str | Path, image_id: str) -> Segmentation:
     return Segmentation(cells.astype(np.uint16), nuclei.astype(np.uint16))
 
 
-def _segment_task(args: tuple) -> tuple[str, int]:
-    """Worker: read, segment, write nuclei then cells (the cells file marks the ID done)."""
-    images, image_id, out, cfg = args
-    seg = segment_image(read_rgby(images, image_id), cfg)
-    cells_path, nuclei_path = mask_paths(out, image_id)
+def write_masks(mask_dir: str | Path, image_id: str, seg: Segmentation) -> None:
+    """Cache one ID's masks: nuclei first, then cells (the cells file marks the ID done)."""
+    cells_path, nuclei_path = mask_paths(mask_dir, image_id)
     write_png(nuclei_path, seg.nuclei)
     write_png(cells_path, seg.cells)
+
+
+def cached_segmentation(rgby: np.ndarray, image_id: str, mask_dir: Optional[str | Path], cfg: SegmentConfig) -> Segmentation:
+    """Masks of one image: from the cache when present, else segmented (and cached if `mask_dir`)."""
+    if mask_dir is not None and mask_paths(mask_dir, validate_id(image_id))[0].is_file():
+        return read_masks(mask_dir, image_id)
+    seg = segment_image(rgby, cfg)
+    if mask_dir is not None:
+        write_masks(mask_dir, image_id, seg)
+    return seg
+
+
+def _segment_task(args: tuple) -> tuple[str, int]:
+    """Worker: read, segment, write the masks."""
+    images, image_id, out, cfg = args
+    seg = segment_image(read_rgby(images, image_id), cfg)
+    write_masks(out, image_id, seg)
     return image_id, seg.n_cells
 
 
 MANIFEST = "segment_manifest.json"
 
 
-def _check_manifest(out: Path, cfg: SegmentConfig, force: bool) -> None:
+def check_manifest(out: Path, cfg: SegmentConfig, force: bool = False) -> None:
+    """Record the settings of a mask folder; InputError if it holds masks made with others."""
     path = out / MANIFEST
     key = settings_key(cfg)
     if path.is_file() and not force:
@@ -367,7 +383,7 @@ def segment_folder(
     for image_id in ids:
         validate_id(image_id)
     out.mkdir(parents=True, exist_ok=True)
-    _check_manifest(out, cfg, force)
+    check_manifest(out, cfg, force)
     for stale in out.glob(".*.tmp*"):  # left by a killed run (see io.atomic_path)
         stale.unlink(missing_ok=True)
     todo = [i for i in ids if force or not mask_paths(out, i)[0].is_file()]

@@ -1,0 +1,511 @@
+"""Per-cell inference: every test cell through the model, blended with image-level scores.
+
+    hpa-scc predict --model runs/demo --images data/demo/test --sample data/demo/sample_submission.csv \
+        --out submissions/demo.csv --masks data/demo/masks [--engine onnx] [--cell-weight 0.7]
+
+The stream: worker processes prepare images ahead of the model, in order (read RGBY, read the
+cached masks or segment and cache them, cut crops, encode each cell's mask token); the main
+process packs crops of consecutive images into fixed-size batches that cross image boundaries,
+runs the engine, and maps each row of the output back to its (image, cell). Memory holds the
+look-ahead window (`predict.prefetch` images) and one batch, never the whole test set.
+
+Resume: each finished image is appended as one JSON line (raw cell and image probabilities,
+boxes, tokens) to `OUT.journal.jsonl`; a re-run skips those IDs, and a half-written last line
+left by a kill is dropped. When every ID is done, the submission CSV and the per-cell table
+`OUT.cells.csv` (ID, cell_id, box, 19 blended probabilities) are written atomically, the CSV
+is validated against the sample, and the journal is removed.
+
+Crop and model settings come from the training run's `config.yaml`, so inference cuts cells
+the way training did; the `predict` section of the user's config sets engine, blend and batch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Optional
+
+import numpy as np
+
+from .classes import NEGATIVE, NUM_CLASSES
+from .config import Config, CropConfig, PredictConfig, SegmentConfig, config_to_dict, load_config, replace
+from .errors import InputError
+from .io import SampleRow, list_image_ids, read_rgby, read_sample_submission
+
+JOURNAL_SUFFIX = ".journal.jsonl"
+CELLS_SUFFIX = ".cells.csv"
+
+
+# ----------------------------------------------------------------------------- preparing images
+
+
+@dataclass(frozen=True)
+class PrepareSpec:
+    """What a worker needs to prepare one image (picklable)."""
+
+    images: str
+    masks: Optional[str]  # mask cache folder; None = segment in memory
+    segment: SegmentConfig
+    crops: CropConfig  # crops.size is the model input side
+    channels: int
+    whole_size: Optional[int]  # side of the whole-image input (image_score: whole), None = no whole pass
+
+
+@dataclass
+class PreparedImage:
+    """One image ready for the model.
+
+    crops: uint8 N x S x S x C; whole: uint8 S x S x C or None; cell_ids: int (N,);
+    boxes: int (N, 4) top, left, bottom, right in px; tokens: N mask tokens; height, width in px.
+    """
+
+    image_id: str
+    height: int
+    width: int
+    crops: np.ndarray
+    whole: Optional[np.ndarray]
+    cell_ids: np.ndarray
+    boxes: np.ndarray
+    tokens: list[str]
+
+
+def prepare_image(spec: PrepareSpec, image_id: str) -> PreparedImage:
+    """Read, segment (or read cached masks), crop and encode one image."""
+    from .crops import cell_crops, whole_image
+    from .encode import encode_label_image
+    from .segment import cached_segmentation
+
+    rgby = read_rgby(spec.images, image_id)
+    seg = cached_segmentation(rgby, image_id, spec.masks, spec.segment)
+    if seg.cells.shape != rgby.shape[:2]:
+        raise InputError(f"image {image_id}: mask is {seg.cells.shape}, image is {rgby.shape[:2]} (stale mask cache?)")
+    crops = cell_crops(rgby, seg.cells, spec.crops, image_id, spec.channels)
+    tokens = encode_label_image(seg.cells)
+    whole = whole_image(rgby, spec.whole_size, spec.channels) if spec.whole_size else None
+    return PreparedImage(image_id, rgby.shape[0], rgby.shape[1], crops.crops, whole, crops.cell_ids, crops.boxes,
+                         [tokens[int(c)] for c in crops.cell_ids])
+
+
+def prepared_stream(ids: list[str], spec: PrepareSpec, workers: int, prefetch: int) -> Iterator[PreparedImage]:
+    """PreparedImage of each ID, in order; `workers` spawned processes keep `prefetch` images ahead.
+
+    workers 0 prepares in the calling process. Processes are spawned, not forked, because the
+    caller has TensorFlow threads running.
+    """
+    if workers <= 0 or len(ids) <= 1:
+        for image_id in ids:
+            yield prepare_image(spec, image_id)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    window = max(prefetch, workers)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        queued: deque = deque()
+        pending = iter(ids)
+        for image_id in pending:
+            queued.append(pool.submit(prepare_image, spec, image_id))
+            if len(queued) >= window:
+                break
+        while queued:
+            result = queued.popleft().result()
+            nxt = next(pending, None)
+            if nxt is not None:
+                queued.append(pool.submit(prepare_image, spec, nxt))
+            yield result
+
+
+# ----------------------------------------------------------------------------- engines
+
+
+class KerasEngine:
+    """The Keras model as a compiled function: float32 B x S x S x C in [0, 255] -> B x 19."""
+
+    name = "keras"
+
+    def __init__(self, model_path: str | Path):
+        import tensorflow as tf
+
+        from .model import load_classifier
+
+        self.model = load_classifier(model_path)
+        shape = tuple(self.model.input_shape[1:])
+        self.input_shape = shape
+        self._call = tf.function(lambda x: self.model(x, training=False),
+                                 input_signature=[tf.TensorSpec((None, *shape), tf.float32)])
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return np.asarray(self._call(batch.astype(np.float32, copy=False)))
+
+
+class OnnxEngine:
+    """ONNX Runtime session of RUNDIR/model.onnx (made by `hpa-scc export`); same contract as KerasEngine."""
+
+    name = "onnx"
+
+    def __init__(self, run: str | Path, threads: int = 0):
+        import onnxruntime as ort
+
+        from .model import file_sha256
+
+        run = Path(run)
+        path, info_path = run / "model.onnx", run / "model.onnx.json"
+        if not path.is_file():
+            raise InputError(f"{path} does not exist: run `hpa-scc export --model {run}` first")
+        if info_path.is_file() and (run / "model.keras").is_file():
+            recorded = json.loads(info_path.read_text()).get("keras_sha256")
+            if recorded != file_sha256(run / "model.keras"):
+                raise InputError(f"{path} was exported from another model.keras: run `hpa-scc export --model {run}` again")
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
+        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
+        except Exception as exc:
+            raise InputError(f"{path} is not a loadable ONNX model ({type(exc).__name__})") from None
+        model_input = self.session.get_inputs()[0]
+        self.input_name = model_input.name
+        self.input_shape = tuple(model_input.shape[1:])
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: batch.astype(np.float32, copy=False)})[0]
+
+
+def load_engine(run: str | Path, engine: str):
+    """KerasEngine (RUNDIR/model.keras) or OnnxEngine (RUNDIR/model.onnx)."""
+    run = Path(run)
+    if engine == "onnx":
+        return OnnxEngine(run)
+    return KerasEngine(run / "model.keras")
+
+
+def with_tta(engine: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    """Average of the engine over the batch, its horizontal and its vertical flip."""
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        return (engine(batch) + engine(batch[:, :, ::-1]) + engine(batch[:, ::-1])) / 3.0
+
+    return run
+
+
+# ----------------------------------------------------------------------------- streaming
+
+
+@dataclass
+class ScoredImage:
+    """Raw model output of one image: cell_probs float32 N x 19; image_probs float32 (19,) or None.
+
+    `remaining` counts the inputs still queued in a batch; the image is complete at 0.
+    """
+
+    image: PreparedImage
+    cell_probs: np.ndarray
+    image_probs: Optional[np.ndarray]
+    remaining: int = 0
+
+
+class _Batcher:
+    """Fills fixed-size batches with inputs of consecutive images and writes the outputs back."""
+
+    def __init__(self, engine: Callable[[np.ndarray], np.ndarray], batch_size: int):
+        self.engine, self.batch_size = engine, batch_size
+        self.inputs: list[np.ndarray] = []
+        self.targets: list[tuple[ScoredImage, int]] = []
+
+    def add(self, item: np.ndarray, scored: ScoredImage, row: int) -> None:
+        """Queue one input for cell `row` of `scored` (row -1: its whole-image input)."""
+        self.inputs.append(item)
+        self.targets.append((scored, row))
+        scored.remaining += 1
+        if len(self.inputs) == self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """Run the queued inputs, padded to the batch size (one compiled shape), and store outputs."""
+        if not self.inputs:
+            return
+        batch = np.zeros((self.batch_size, *self.inputs[0].shape), np.float32)
+        batch[: len(self.inputs)] = np.stack(self.inputs)
+        out = self.engine(batch)
+        for k, (scored, row) in enumerate(self.targets):
+            if row < 0:
+                scored.image_probs[:] = out[k]
+            else:
+                scored.cell_probs[row] = out[k]
+            scored.remaining -= 1
+        self.inputs, self.targets = [], []
+
+
+def score_stream(prepared: Iterable[PreparedImage], engine: Callable[[np.ndarray], np.ndarray], batch_size: int,
+                 image_engine: Optional[Callable[[np.ndarray], np.ndarray]] = None) -> Iterator[ScoredImage]:
+    """Run every crop (and whole image, when prepared) through the engines; yields images in order.
+
+    Cell crops of consecutive images share batches; whole-image inputs go to `image_engine`
+    (default: the same engine) in batches of their own. An image is yielded once all its rows are back.
+    """
+    cells = _Batcher(engine, batch_size)
+    wholes = _Batcher(image_engine or engine, batch_size)
+    waiting: deque[ScoredImage] = deque()
+
+    def finished() -> Iterator[ScoredImage]:
+        while waiting and waiting[0].remaining == 0:
+            yield waiting.popleft()
+
+    for image in prepared:
+        scored = ScoredImage(image, np.zeros((len(image.cell_ids), NUM_CLASSES), np.float32),
+                             np.zeros(NUM_CLASSES, np.float32) if image.whole is not None else None)
+        waiting.append(scored)
+        if image.whole is not None:
+            wholes.add(image.whole, scored, -1)
+        for k in range(len(image.cell_ids)):
+            cells.add(image.crops[k], scored, k)
+        yield from finished()
+    cells.flush()
+    wholes.flush()
+    yield from finished()
+
+
+# ----------------------------------------------------------------------------- scores
+
+
+def image_level(cell_probs: np.ndarray, whole_probs: Optional[np.ndarray], how: str) -> np.ndarray:
+    """Image-level probabilities (19,): the whole-image pass, or the mean / max over the cells."""
+    if how == "whole":
+        if whole_probs is None:
+            raise InputError("predict.image_score whole needs the whole-image pass")
+        return whole_probs
+    if len(cell_probs) == 0:
+        return np.zeros(NUM_CLASSES, np.float32)
+    return cell_probs.max(axis=0) if how == "cell_max" else cell_probs.mean(axis=0)
+
+
+def blend(cell_probs: np.ndarray, image_probs: np.ndarray, cfg: PredictConfig) -> np.ndarray:
+    """Final per-cell probabilities N x 19 from cell (N x 19) and image (19,) probabilities.
+
+    linear: w * cell + (1 - w) * image; product: cell**w * image**(1 - w) (a weighted geometric
+    mean); w = cfg.cell_weight, so w = 0 broadcasts the image prediction to every cell.
+    Negative `derived`: 1 - the highest of the 18 other blended probabilities.
+    """
+    w = cfg.cell_weight
+    cell_probs = np.asarray(cell_probs, np.float64)
+    image_probs = np.asarray(image_probs, np.float64)[None]
+    if cfg.blend == "product":
+        out = np.power(cell_probs, w) * np.power(image_probs, 1.0 - w)
+    else:
+        out = w * cell_probs + (1.0 - w) * image_probs
+    out = np.clip(out, 0.0, 1.0)
+    if cfg.negative == "derived" and len(out):
+        out[:, NEGATIVE] = 1.0 - np.delete(out, NEGATIVE, axis=1).max(axis=1)
+    return out
+
+
+# ----------------------------------------------------------------------------- journal (resume)
+
+
+def journal_path(out: str | Path) -> Path:
+    return Path(str(out) + JOURNAL_SUFFIX)
+
+
+def cells_table_path(out: str | Path) -> Path:
+    return Path(str(out)).with_suffix(CELLS_SUFFIX)
+
+
+def _read_journal(path: Path, key: str) -> dict[str, dict]:
+    """Records of finished images from a journal; drops a torn last line; InputError on a key mismatch."""
+    if not path.is_file():
+        return {}
+    raw = path.read_bytes()
+    complete = raw[: raw.rfind(b"\n") + 1]
+    if len(complete) != len(raw):  # a kill in the middle of a line: cut it off
+        with open(path, "r+b") as handle:
+            handle.truncate(len(complete))
+    lines = complete.decode("utf-8").splitlines()
+    if not lines:
+        return {}
+    try:
+        header = json.loads(lines[0])
+        records = [json.loads(line) for line in lines[1:]]
+    except json.JSONDecodeError:
+        raise InputError(f"{path} is corrupt: delete it to start the prediction again") from None
+    if header.get("key") != key:
+        raise InputError(f"{path} was made with another model or settings: delete it (or use --force) to start again")
+    return {r["id"]: r for r in records}
+
+
+def _record(scored: ScoredImage) -> dict:
+    image = scored.image
+    return {"id": image.image_id, "height": image.height, "width": image.width,
+            "cell_ids": image.cell_ids.tolist(), "boxes": image.boxes.tolist(), "tokens": image.tokens,
+            "cell": scored.cell_probs.astype(float).tolist(),
+            "image": None if scored.image_probs is None else scored.image_probs.astype(float).tolist()}
+
+
+class _Journal:
+    """Append-only JSON-lines file: a header with the settings key, then one line per finished image."""
+
+    def __init__(self, path: Path, key: str):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = not path.is_file() or path.stat().st_size == 0
+        self.handle = open(path, "a", encoding="utf-8")
+        if fresh:
+            self._write({"key": key})
+
+    def _write(self, value: dict) -> None:
+        self.handle.write(json.dumps(value, separators=(",", ":")) + "\n")
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+
+    def append(self, record: dict) -> None:
+        self._write(record)
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+# ----------------------------------------------------------------------------- submission
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """A training run's crop and model settings (from RUNDIR/config.yaml)."""
+
+    crops: CropConfig
+    channels: int
+    size: int
+
+
+def read_run_settings(run: str | Path) -> RunSettings:
+    """Crop/model settings of a training run; InputError when RUNDIR is not one."""
+    run = Path(run)
+    if not (run / "model.keras").is_file():
+        raise InputError(f"{run} is not a training run: {run / 'model.keras'} is missing")
+    cfg = load_config(run / "config.yaml") if (run / "config.yaml").is_file() else Config()
+    return RunSettings(replace(cfg.crops, size=cfg.model.size), cfg.model.channels, cfg.model.size)
+
+
+def settings_key(run: Path, settings: RunSettings, cfg: Config, engine: str, masks: Optional[str]) -> str:
+    """Hash of what changes the raw probabilities in a journal (not the blend)."""
+    import hashlib
+
+    from .model import file_sha256
+
+    values = {"model": file_sha256(run / "model.keras"), "crops": config_to_dict(settings.crops),
+              "channels": settings.channels, "segment": config_to_dict(cfg.segment) if masks is None else str(masks),
+              "engine": engine, "tta": cfg.predict.tta, "image_score": cfg.predict.image_score,
+              "image_model": file_sha256(Path(cfg.predict.image_model) / "model.keras") if cfg.predict.image_model else None}
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def predictions_of(record: dict, cfg: PredictConfig) -> tuple[list, np.ndarray]:
+    """(submission Predictions, blended N x 19) of one journal record."""
+    from .submission import Prediction
+
+    cell_probs = np.asarray(record["cell"], np.float32).reshape(-1, NUM_CLASSES)
+    whole = None if record["image"] is None else np.asarray(record["image"], np.float32)
+    final = blend(cell_probs, image_level(cell_probs, whole, cfg.image_score), cfg)
+    predictions = [Prediction(label, float(final[k, label]), token)
+                   for k, token in enumerate(record["tokens"]) for label in range(NUM_CLASSES)
+                   if final[k, label] >= cfg.min_confidence]
+    return predictions, final
+
+
+def _write_cells_table(path: Path, rows: list[SampleRow], records: dict[str, dict], finals: dict[str, np.ndarray]) -> None:
+    from .io import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "w") as handle:
+        handle.write("ID,cell_id,top,left,bottom,right," + ",".join(f"p{c}" for c in range(NUM_CLASSES)) + "\n")
+        for row in rows:
+            record = records[row.image_id]
+            for k, cell_id in enumerate(record["cell_ids"]):
+                box = ",".join(str(v) for v in record["boxes"][k])
+                probs = ",".join(f"{p:.6g}" for p in finals[row.image_id][k])
+                handle.write(f"{row.image_id},{cell_id},{box},{probs}\n")
+
+
+def _check_images(rows: list[SampleRow], images: Path) -> None:
+    if not images.is_dir():
+        raise InputError(f"image folder {images} does not exist")
+    present = set(list_image_ids(images))
+    missing = [r.image_id for r in rows if r.image_id not in present]
+    if missing:
+        raise InputError(f"{len(missing)} ID(s) of the sample submission have no images in {images}, "
+                         f"e.g. {', '.join(missing[:3])}")
+
+
+def predict_submission(cfg: Config, run: str | Path, images: str | Path, sample: str | Path, out: str | Path,
+                       masks: Optional[str | Path] = None, force: bool = False, progress: bool = True,
+                       workers: Optional[int] = None) -> dict:
+    """Write the submission CSV `out` and its per-cell table; resumes from `out`'s journal.
+
+    Returns {"submission", "cells_table", "images", "cells", "new_images"}.
+    """
+    from tqdm import tqdm
+
+    from .segment import check_manifest
+    from .submission import write_submission, validate_submission
+
+    run, images, out = Path(run), Path(images), Path(out)
+    rows = read_sample_submission(sample)
+    _check_images(rows, images)
+    settings = read_run_settings(run)
+    pcfg = cfg.predict
+    engine_name = pcfg.engine
+    if masks is not None:
+        check_manifest(Path(masks), cfg.segment)
+    key = settings_key(run, settings, cfg, engine_name, None if masks is None else str(masks))
+    journal = journal_path(out)
+    if force:
+        journal.unlink(missing_ok=True)
+    records = _read_journal(journal, key)
+    todo = [r.image_id for r in rows if r.image_id not in records]
+    sizes = {r.image_id: (r.height, r.width) for r in rows}
+    if todo:
+        engine = load_engine(run, engine_name)
+        if engine.input_shape[-1] != settings.channels or engine.input_shape[0] != settings.size:
+            raise InputError(f"{run}: model input {engine.input_shape} does not match config.yaml "
+                             f"({settings.size} px, {settings.channels} channels)")
+        image_engine = load_engine(pcfg.image_model, engine_name) if pcfg.image_model else None
+        whole_size = (image_engine or engine).input_shape[0] if pcfg.image_score == "whole" else None
+        if image_engine is not None and image_engine.input_shape[-1] != settings.channels:
+            raise InputError(f"image model {pcfg.image_model} takes {image_engine.input_shape[-1]} channels, "
+                             f"the cell model {settings.channels}")
+        run_engine = with_tta(engine) if pcfg.tta else engine
+        run_image_engine = (with_tta(image_engine) if pcfg.tta else image_engine) if image_engine else None
+        spec = PrepareSpec(str(images), None if masks is None else str(masks), cfg.segment, settings.crops,
+                           settings.channels, whole_size)
+        n_workers = pcfg.workers if workers is None else workers
+        log = _Journal(journal, key)
+        bar = tqdm(total=len(rows), initial=len(rows) - len(todo), desc="predict", unit="img", disable=not progress)
+        try:
+            for scored in score_stream(prepared_stream(todo, spec, n_workers, pcfg.prefetch), run_engine,
+                                       pcfg.batch_size, run_image_engine):
+                image = scored.image
+                if (image.height, image.width) != sizes[image.image_id]:
+                    raise InputError(f"image {image.image_id} is {image.width}x{image.height} px but the sample "
+                                     f"submission says {sizes[image.image_id][1]}x{sizes[image.image_id][0]}")
+                record = _record(scored)
+                log.append(record)
+                records[image.image_id] = record
+                bar.update()
+        finally:
+            bar.close()
+            log.close()
+    submission: dict[str, list] = {}
+    finals: dict[str, np.ndarray] = {}
+    for row in rows:
+        submission[row.image_id], finals[row.image_id] = predictions_of(records[row.image_id], pcfg)
+    write_submission(out, rows, submission)
+    table = cells_table_path(out)
+    _write_cells_table(table, rows, records, finals)
+    report = validate_submission(out, sample)
+    if report.errors:
+        raise InputError(f"{out} failed validation: {report.errors[0]}")
+    journal.unlink(missing_ok=True)
+    return {"submission": str(out), "cells_table": str(table), "images": len(rows),
+            "cells": sum(len(r["cell_ids"]) for r in records.values()), "new_images": len(todo)}

@@ -1,0 +1,153 @@
+"""Per-cell inference: streaming order, engines, blending, resume, submission output."""
+
+import json
+
+import numpy as np
+import pytest
+
+from hpa_scc.classes import NEGATIVE, NUM_CLASSES
+from hpa_scc.config import PredictConfig, load_config
+from hpa_scc.errors import InputError
+from hpa_scc.io import image_size, list_image_ids
+from hpa_scc.predict import (KerasEngine, OnnxEngine, PrepareSpec, blend, journal_path, predict_submission,
+                             prepare_image, prepared_stream, read_run_settings, score_stream)
+from hpa_scc.submission import read_submission
+
+from conftest import TINY_RUN_SETTINGS
+
+
+def _spec(tiny_run, split="test", whole=True):
+    settings = read_run_settings(tiny_run["run"])
+    return PrepareSpec(str(tiny_run["data"] / split), str(tiny_run["masks"]), tiny_run["cfg"].segment,
+                       settings.crops, settings.channels, settings.size if whole else None)
+
+
+def test_stream_maps_every_cell_of_images_of_different_sizes_back_to_its_row(tiny_run):
+    ids = list_image_ids(tiny_run["data"] / "train") + list_image_ids(tiny_run["data"] / "test")
+    assert len({image_size(tiny_run["data"] / "train", i) for i in list_image_ids(tiny_run["data"] / "train")}) > 1
+    spec_train, spec_test = _spec(tiny_run, "train"), _spec(tiny_run, "test")
+    prepared = [prepare_image(spec_train if (tiny_run["data"] / "train" / f"{i}_red.png").exists() else spec_test, i)
+                for i in ids]
+    engine = KerasEngine(tiny_run["run"] / "model.keras")
+    scored = list(score_stream(iter(prepared), engine, batch_size=7))  # 7 does not divide any cell count
+    assert [s.image.image_id for s in scored] == ids
+    for s in scored:
+        assert s.cell_probs.shape == (len(s.image.cell_ids), NUM_CLASSES) and len(s.image.cell_ids) > 0
+        alone = engine(np.concatenate([s.image.crops, s.image.whole[None]]).astype(np.float32))
+        np.testing.assert_allclose(s.cell_probs, alone[:-1], atol=1e-5)
+        np.testing.assert_allclose(s.image_probs, alone[-1], atol=1e-5)
+
+
+def test_worker_processes_keep_the_order(tiny_run):
+    spec = _spec(tiny_run, whole=False)
+    ids = list_image_ids(tiny_run["data"] / "test")
+    inline = [p.image_id for p in prepared_stream(ids, spec, workers=0, prefetch=2)]
+    pooled = list(prepared_stream(ids, spec, workers=2, prefetch=2))
+    assert [p.image_id for p in pooled] == inline == ids
+    assert all(p.whole is None and len(p.tokens) == len(p.cell_ids) for p in pooled)
+
+
+def test_onnx_export_agrees_with_keras(tiny_run, tmp_path):
+    import shutil
+
+    from hpa_scc.model import export_onnx
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run["run"], run)
+    info = export_onnx(run)
+    assert info["max_abs_diff"] <= 1e-5 and (run / "model.onnx").is_file()
+    crops = prepare_image(_spec(tiny_run), list_image_ids(tiny_run["data"] / "test")[0]).crops.astype(np.float32)
+    keras_out, onnx_out = KerasEngine(run / "model.keras")(crops), OnnxEngine(run)(crops)
+    assert np.abs(keras_out - onnx_out).max() <= 1e-5
+    (run / "model.keras").write_bytes((run / "model.keras").read_bytes() + b"\0")  # a changed model: stale export
+    with pytest.raises(InputError, match="export"):
+        OnnxEngine(run)
+
+
+def test_blend_arithmetic():
+    cell = np.array([[0.8, 0.2] + [0.1] * 17, [0.4, 0.6] + [0.0] * 17])
+    image = np.array([0.5, 0.4] + [0.2] * 17)
+    linear = blend(cell, image, PredictConfig(cell_weight=0.7))
+    np.testing.assert_allclose(linear[0, :2], [0.7 * 0.8 + 0.3 * 0.5, 0.7 * 0.2 + 0.3 * 0.4])
+    np.testing.assert_allclose(blend(cell, image, PredictConfig(cell_weight=0.0)), np.tile(image, (2, 1)))
+    np.testing.assert_allclose(blend(cell, image, PredictConfig(cell_weight=1.0)), cell)
+    product = blend(cell, image, PredictConfig(cell_weight=0.5, blend="product"))
+    np.testing.assert_allclose(product[1, 1], np.sqrt(0.6 * 0.4))
+    derived = blend(cell, image, PredictConfig(cell_weight=1.0, negative="derived"))
+    np.testing.assert_allclose(derived[:, NEGATIVE], [1 - 0.8, 1 - 0.6])
+
+
+def _predict(tiny_run, out, extra=(), **kwargs):
+    cfg = load_config(None, TINY_RUN_SETTINGS + list(extra))
+    data = tiny_run["data"]
+    return predict_submission(cfg, tiny_run["run"], data / "test", data / "sample_submission.csv", out,
+                              masks=tiny_run["masks"], progress=False, **kwargs)
+
+
+def test_submission_has_every_cell_and_label_and_a_cell_table(tiny_run, tmp_path):
+    out = tmp_path / "sub.csv"
+    result = _predict(tiny_run, out)
+    rows = read_submission(out)
+    table = (tmp_path / "sub.cells.csv").read_text().splitlines()
+    assert len(table) - 1 == result["cells"]
+    for image_id, row in rows.items():
+        cells = {p.token for p in row.predictions}
+        assert len(row.predictions) == NUM_CLASSES * len(cells)
+    first = table[1].split(",")
+    assert len(first) == 6 + NUM_CLASSES and all(0.0 <= float(v) <= 1.0 for v in first[6:])
+    assert not journal_path(out).exists()
+    pruned = _predict(tiny_run, tmp_path / "pruned.csv", ["predict.min_confidence=0.5"])
+    assert pruned["cells"] == result["cells"]
+    assert sum(len(r.predictions) for r in read_submission(tmp_path / "pruned.csv").values()) < \
+        sum(len(r.predictions) for r in rows.values())
+
+
+def test_resume_after_a_crash_gives_the_same_file(tiny_run, tmp_path):
+    reference = tmp_path / "reference.csv"
+    _predict(tiny_run, reference)
+    data = tiny_run["data"]
+    ids = [line.split(",")[0] for line in (data / "sample_submission.csv").read_text().splitlines()[1:]]
+    # A crash after the first image: the journal holds it and a torn, half-written second line.
+    out = tmp_path / "resumed.csv"
+    spec = _spec(tiny_run)
+    engine = KerasEngine(tiny_run["run"] / "model.keras")
+    first = next(score_stream(prepared_stream(ids[:1], spec, 0, 1), engine, 8))
+    from hpa_scc.predict import _Journal, _record, settings_key
+
+    cfg = load_config(None, TINY_RUN_SETTINGS)
+    key = settings_key(tiny_run["run"], read_run_settings(tiny_run["run"]), cfg, "keras", str(tiny_run["masks"]))
+    journal = _Journal(journal_path(out), key)
+    journal.append(_record(first))
+    journal.handle.write('{"id": "' + ids[1] + '", "cell"')
+    journal.close()
+    result = _predict(tiny_run, out)
+    assert result["new_images"] == len(ids) - 1
+    assert out.read_bytes() == reference.read_bytes()
+    assert (tmp_path / "resumed.cells.csv").read_bytes() == (tmp_path / "reference.cells.csv").read_bytes()
+
+
+def test_journal_of_other_settings_is_refused(tiny_run, tmp_path):
+    out = tmp_path / "sub.csv"
+    journal_path(out).write_text(json.dumps({"key": "something else"}) + "\n")
+    with pytest.raises(InputError, match="another model or settings"):
+        _predict(tiny_run, out)
+    _predict(tiny_run, out, force=True)
+    assert out.is_file()
+
+
+def test_bad_inputs_name_the_problem(tiny_run, tmp_path):
+    data = tiny_run["data"]
+    sample = tmp_path / "sample.csv"
+    text = (data / "sample_submission.csv").read_text()
+    sample.write_text(text + "not-an-image,512,512\n")
+    cfg = load_config(None, TINY_RUN_SETTINGS)
+    with pytest.raises(InputError, match="not-an-image"):
+        predict_submission(cfg, tiny_run["run"], data / "test", sample, tmp_path / "x.csv", progress=False)
+    lines = text.splitlines()
+    image_id, width, height = lines[1].split(",")[:3]
+    sample.write_text("\n".join([lines[0], f"{image_id},{int(width) + 1},{height}"]) + "\n")
+    with pytest.raises(InputError, match=f"image {image_id} is"):
+        predict_submission(cfg, tiny_run["run"], data / "test", sample, tmp_path / "y.csv",
+                           masks=tiny_run["masks"], progress=False)
+    with pytest.raises(InputError, match="not a training run"):
+        predict_submission(cfg, tmp_path, data / "test", data / "sample_submission.csv", tmp_path / "z.csv", progress=False)
