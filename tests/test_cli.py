@@ -84,5 +84,11 @@ def test_quick_demo(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["demo", "--quick", "--set", "train.batch_size=8"]) == 0
     out = capsys.readouterr().out
-    assert "demo finished" in out and (tmp_path / "reports/demo/preview.png").is_file()
-    assert (tmp_path / "runs/demo/model.keras").is_file()
+    assert "demo finished" in out and "mAP" in out
+    for path in ("runs/demo/model.keras", "submissions/demo.csv", "submissions/demo.cells.csv",
+                 "submissions/demo_broadcast.csv", "reports/demo/index.html", "reports/demo/per_class_ap.png",
+                 "reports/demo/overlays.png", "reports/demo/curves.png"):
+        assert (tmp_path / path).is_file(), path
+    assert main(["validate", "submissions/demo.csv", "--sample", "data/demo/sample_submission.csv"]) == 0
+    page = (tmp_path / "reports/demo/index.html").read_text()
+    assert "per_class_ap.png" in page and "overlays.png" in page

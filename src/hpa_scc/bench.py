@@ -219,3 +219,82 @@ def bench_weak_labels(n_train: int = 60, n_val: int = 20, size: int = 384, model
     print(f"per-cell classification mAP on {len(val_y)} held-out synthetic cells ({n_train} train images, "
           f"{epochs} epochs a round, {model_size}px): " + ", ".join(f"{k} {v:.4f}" for k, v in results.items()))
     return results
+
+
+def _throughput(engine, batch: np.ndarray, repeats: int) -> float:
+    """Crops/s of an engine on one pre-made batch (after one warm-up call)."""
+    engine(batch)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        engine(batch)
+    return repeats * len(batch) / (time.perf_counter() - start)
+
+
+def bench_predict(n_images: int = 16, size: int = 2048, model_size: int = 128, batch_size: int = 64,
+                  repeats: int = 5, project_images: int = 559, project_cells: int = 25) -> dict:
+    """Model-only crops/s per engine, streaming pipeline cells/s on synthetic 2048² images with
+    cached masks (ratio to model-only), and the projected time for a 559-image test set."""
+    from .config import SynthConfig, load_config, save_config
+    from .io import list_image_ids
+    from .model import build_classifier, export_onnx
+    from .predict import PrepareSpec, load_engine, predict_submission, prepared_stream
+    from .segment import segment_folder
+    from .synth import generate_dataset
+
+    cfg = load_config(None, [f"crops.size={model_size}", f"model.size={model_size}", f"predict.batch_size={batch_size}"])
+    figures: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        run = root / "run"
+        run.mkdir()
+        build_classifier(cfg.model).save(run / "model.keras")
+        save_config(cfg, run / "config.yaml")
+        export_onnx(run)
+        batch = np.random.default_rng(0).integers(0, 256, (batch_size, model_size, model_size, 4)).astype(np.float32)
+        for name in ("keras", "onnx"):
+            figures[f"{name}_model_crops_per_s"] = _throughput(load_engine(run, name), batch, repeats)
+            print(f"model only, {name}: {figures[f'{name}_model_crops_per_s']:.1f} crops/s "
+                  f"({model_size}px, batch {batch_size})")
+        synth = SynthConfig(n_train=0, n_test=n_images, sizes=(size,), cells_min=project_cells - 5,
+                            cells_max=project_cells + 5, cell_radius=0.09, seed=5, workers=2)
+        generate_dataset(synth, root / "data", progress=False)
+        images, masks = root / "data" / "test", root / "masks"
+        start = time.perf_counter()
+        segment_folder(images, masks, cfg.segment, progress=False)
+        seg_seconds = (time.perf_counter() - start) / len(list_image_ids(images))
+        figures["segment_s_per_image"] = seg_seconds
+        print(f"segmentation: {seg_seconds:.2f} s per {size}² image ({cfg.segment.workers} processes)")
+        spec = PrepareSpec(str(images), str(masks), cfg.segment, cfg.crops, cfg.model.channels, None)
+        ids = list_image_ids(images)
+        list(prepared_stream(ids[:2], spec, cfg.predict.workers, cfg.predict.prefetch))  # start-up, page cache
+        start = time.perf_counter()
+        prep_cells = sum(len(p.cell_ids) for p in prepared_stream(ids, spec, cfg.predict.workers, cfg.predict.prefetch))
+        figures["prepare_cells_per_s"] = prep_cells / (time.perf_counter() - start)
+        print(f"preparation only (read, cached masks, crops, tokens; {cfg.predict.workers} processes): "
+              f"{figures['prepare_cells_per_s']:.1f} cells/s")
+        for name in ("keras", "onnx"):
+            run_cfg = load_config(None, [f"crops.size={model_size}", f"model.size={model_size}",
+                                         f"predict.batch_size={batch_size}", f"predict.engine={name}"])
+            predict_submission(run_cfg, run, images, root / "data" / "sample_submission.csv", root / f"warm_{name}.csv",
+                               masks=masks, progress=False)  # loads libraries, compiles
+            start = time.perf_counter()
+            result = predict_submission(run_cfg, run, images, root / "data" / "sample_submission.csv",
+                                        root / f"{name}.csv", masks=masks, progress=False)
+            seconds = time.perf_counter() - start
+            cells_per_s = result["cells"] / seconds
+            ratio = cells_per_s / figures[f"{name}_model_crops_per_s"]
+            # Both stages share the same cores: the best a pipeline can do is one cell's model time
+            # plus its preparation time, spread over the cores (perfect overlap, no idle core).
+            shared = 1.0 / (1.0 / figures[f"{name}_model_crops_per_s"] + 1.0 / figures["prepare_cells_per_s"])
+            figures[f"{name}_pipeline_cells_per_s"] = cells_per_s
+            figures[f"{name}_ratio"] = ratio
+            figures[f"{name}_ratio_to_shared_bound"] = cells_per_s / shared
+            print(f"pipeline, {name}: {result['cells']} cells of {result['images']} images in {seconds:.1f} s = "
+                  f"{cells_per_s:.1f} cells/s: x{ratio:.2f} of model only, x{cells_per_s / shared:.2f} of the "
+                  f"{shared:.1f} cells/s that model + preparation allow on shared cores (CSV, table, validation included)")
+        best = max(("keras", "onnx"), key=lambda n: figures[f"{n}_pipeline_cells_per_s"])
+        projected = project_images * (seg_seconds + project_cells / figures[f"{best}_pipeline_cells_per_s"])
+        figures["projected_minutes"] = projected / 60
+        print(f"projected: {project_images} images of {size}² with ~{project_cells} cells, segmentation included, "
+              f"{best} engine: {projected / 60:.1f} min on this machine ({os.cpu_count()} cores)")
+    return figures

@@ -127,7 +127,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
 
-    targets = ["encode", "score", "segment", "train"] if args.what == "all" else [args.what]
+    targets = ["encode", "score", "segment", "train", "predict"] if args.what == "all" else [args.what]
     for target in targets:
         if target == "encode":
             bench.bench_encode()
@@ -137,6 +137,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
             bench.bench_segment()
         elif target == "train":
             bench.bench_train()
+        elif target == "predict":
+            bench.bench_predict(n_images=args.predict_images)
         elif target == "weak":
             bench.bench_weak_labels(epochs=args.epochs)
     return 0
@@ -250,9 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("bench", help="print speed/quality figures")
-    p.add_argument("what", choices=["encode", "score", "segment", "train", "weak", "all"])
+    p.add_argument("what", choices=["encode", "score", "segment", "train", "predict", "weak", "all"])
     p.add_argument("--images", type=int, default=559, help="images for bench score")
     p.add_argument("--epochs", type=int, default=6, help="epochs a round for bench weak")
+    p.add_argument("--predict-images", type=int, default=16, help="synthetic 2048² test images for bench predict")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("train", help="train the EfficientNetB0 classifier on weak labels")

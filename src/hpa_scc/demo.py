@@ -1,8 +1,9 @@
 """`make demo`: the pipeline end to end on the embedded synthetic data set.
 
-Stages run so far: generate data -> read it back -> segment -> train (weak labels) -> write
-pictures; each stage reuses what an earlier run left (the data set if its manifest matches,
-the mask cache, the training run, which resumes).
+Stages: generate data -> segment -> train (weak labels) -> predict the test images (and a
+broadcast baseline) -> score against the synthetic truth -> HTML report. Each stage reuses
+what an earlier run left (the data set if its manifest matches, the mask cache, the training
+run, which resumes).
 """
 
 from __future__ import annotations
@@ -27,9 +28,8 @@ def _data_is_current(cfg: Config, data: Path) -> bool:
 
 
 def run_demo(cfg: Config, quick: bool = False) -> dict:
-    """Run every available stage; returns paths and figures, prints where outputs are."""
-    from .io import find_shared_data, list_image_ids, read_labels, read_rgby
-    from .report import composite, overlay, save_rgb, side_by_side
+    """Run every stage; returns paths and figures (mAP included), prints where outputs are."""
+    from .io import list_image_ids, read_labels
     from .segment import f1_score, match_cells, read_masks, segment_folder
     from .io import read_label_png
     from .synth import generate_dataset
@@ -43,7 +43,7 @@ def run_demo(cfg: Config, quick: bool = False) -> dict:
     outputs: dict = {"data": str(data)}
     start = time.time()
 
-    print(f"[1/4] synthetic data -> {data}")
+    print(f"[1/6] synthetic data -> {data}")
     if _data_is_current(cfg, data):
         print("      up to date (same config), reused")
     else:
@@ -54,7 +54,7 @@ def run_demo(cfg: Config, quick: bool = False) -> dict:
     print(f"      {len(train_ids)} train / {len(test_ids)} test images; image-label counts per class: {counts.tolist()}")
 
     masks = Path(cfg.paths.masks)
-    print(f"[2/4] segmentation ({cfg.segment.backend}) -> {masks}")
+    print(f"[2/6] segmentation ({cfg.segment.backend}) -> {masks}")
     for split, ids in (("train", train_ids), ("test", test_ids)):
         segment_folder(data / split, masks, cfg.segment, ids=ids)
     totals = np.zeros(3, int)
@@ -66,7 +66,7 @@ def run_demo(cfg: Config, quick: bool = False) -> dict:
     print(f"      cells matched to the synthetic truth at IoU >= 0.6: F1 {f1:.3f}")
 
     run = Path(cfg.paths.run)
-    print(f"[3/4] training ({cfg.train.mode} mode, {cfg.train.epochs} epochs, {cfg.model.size} px) -> {run}")
+    print(f"[3/6] training ({cfg.train.mode} mode, {cfg.train.epochs} epochs, {cfg.model.size} px) -> {run}")
     from .train import train
 
     result = train(cfg, data / "train", data / "train.csv", masks, run)
@@ -75,18 +75,71 @@ def run_demo(cfg: Config, quick: bool = False) -> dict:
         first, last = result["history"][0], result["history"][-1]
         print(f"      loss {float(first['loss']):.4f} -> {float(last['loss']):.4f}; curves in {run / 'curves.png'}")
 
-    print(f"[4/4] pictures -> {report}")
-    first = test_ids[0] if test_ids else train_ids[0]
-    split = "test" if test_ids else "train"
-    rgby = read_rgby(data / split, first)
-    pictures = [composite(rgby), overlay(composite(rgby), read_masks(masks, first).cells, (255, 255, 255), 2)]
-    real = find_shared_data()
-    if real is not None:
-        real_ids = list_image_ids(real / "images")
-        if real_ids:
-            pictures.append(composite(read_rgby(real / "images", real_ids[0])))
-    preview = save_rgb(report / "preview.png", side_by_side(pictures, 384))
-    outputs["preview"] = str(preview)
-    print(f"      {preview}: synthetic image | its segmentation" + (" | a real HPA image" if real else ""))
-    print(f"demo finished in {time.time() - start:.0f} s; outputs: data {data}, masks {masks}, report {report}")
+    submission = Path(cfg.paths.submission)
+    broadcast = submission.with_name(submission.stem + "_broadcast.csv")
+    print(f"[4/6] prediction ({cfg.predict.engine}, cell weight {cfg.predict.cell_weight}) -> {submission}")
+    from .predict import predict_submission
+
+    sample = data / "sample_submission.csv"
+    predicted = predict_submission(cfg, run, data / "test", sample, submission, masks=masks)
+    baseline_cfg = replace(cfg, predict=replace(cfg.predict, cell_weight=0.0))
+    predict_submission(baseline_cfg, run, data / "test", sample, broadcast, masks=masks, progress=False)
+    print(f"      {predicted['cells']} cells of {predicted['images']} images; broadcast baseline (cell weight 0) "
+          f"-> {broadcast}")
+
+    print(f"[5/6] score against the synthetic truth ({data / 'solution.csv'})")
+    from .score import plot_per_class, score_files
+
+    scored = score_files(submission, data / "solution.csv", iou=cfg.score.iou, strict=cfg.score.strict)
+    baseline = score_files(broadcast, data / "solution.csv", iou=cfg.score.iou, strict=cfg.score.strict)
+    outputs.update(submission=str(submission), map=scored.map, broadcast_map=baseline.map)
+    plot_per_class(scored, report / "per_class_ap.png", title=f"{submission.name}: mAP {scored.map:.4f}")
+    print(f"      mAP {scored.map:.4f} (broadcast baseline {baseline.map:.4f})")
+
+    print(f"[6/6] report -> {report}")
+    page = write_report(cfg, report, run, submission, scored, baseline.map, test_ids[:6])
+    outputs["report"] = str(page)
+    print(f"demo finished in {time.time() - start:.0f} s: mAP {scored.map:.4f}; report {page}")
     return outputs
+
+
+def _top_labels(cells_table: Path, image_ids: list[str]) -> dict[str, dict[int, int]]:
+    """{ID: {cell_id: label with the highest blended probability}} from a per-cell table."""
+    import csv
+
+    wanted, out = set(image_ids), {}
+    with open(cells_table) as handle:
+        for row in csv.DictReader(handle):
+            if row["ID"] in wanted:
+                probs = [float(row[f"p{c}"]) for c in range(19)]
+                out.setdefault(row["ID"], {})[int(row["cell_id"])] = int(np.argmax(probs))
+    return out
+
+
+def write_report(cfg: Config, report: Path, run: Path, submission: Path, scored, broadcast_map: float,
+                 image_ids: list[str]) -> Path:
+    """reports/.../index.html: mAP, per-class AP chart, training curves, overlays coloured by top label."""
+    import shutil
+
+    from .io import list_image_ids, read_rgby
+    from .predict import cells_table_path
+    from .report import legend_html, save_rgb, side_by_side, top_label_overlay, write_html
+    from .segment import read_masks
+
+    data = Path(cfg.paths.data)
+    if (run / "curves.png").is_file():
+        shutil.copyfile(run / "curves.png", report / "curves.png")
+    tops = _top_labels(cells_table_path(submission), image_ids)
+    pictures = [top_label_overlay(read_rgby(data / "test", i), read_masks(cfg.paths.masks, i).cells, tops.get(i, {}))
+                for i in image_ids]
+    if pictures:
+        save_rgb(report / "overlays.png", side_by_side(pictures, 360))
+    summary = (f"<p>mAP <b>{scored.map:.4f}</b> at mask IoU {scored.iou} on {len(list_image_ids(data / 'test'))} synthetic test "
+               f"images; broadcast baseline (every cell gets its image's prediction): {broadcast_map:.4f}.</p>"
+               f"<p>Submission: {submission}; per-cell table: {cells_table_path(submission)}; model: {run}.</p>")
+    sections = [("Score", summary), ("Per-class AP", "<img src='per_class_ap.png'>"),
+                ("Training curves", "<img src='curves.png'>")]
+    if pictures:
+        sections.append(("Test images, cells coloured by top label", "<img src='overlays.png'>" + legend_html()))
+    return write_html(report / "index.html", "hpa-scc demo report", sections)
+

@@ -84,9 +84,9 @@ def _is_gray(array: np.ndarray) -> bool:
 def scale_to_unit(array: np.ndarray, source: object = "") -> np.ndarray:
     """Integer image -> float32 in [0, 1] by its dtype's range (uint8 /255, uint16 /65535)."""
     if array.dtype == np.uint8:
-        return array.astype(np.float32) / 255.0
+        return np.multiply(array, np.float32(1.0 / 255.0), dtype=np.float32)
     if array.dtype == np.uint16:
-        return array.astype(np.float32) / 65535.0
+        return np.multiply(array, np.float32(1.0 / 65535.0), dtype=np.float32)
     if array.dtype in (np.float32, np.float64):
         return np.clip(array, 0.0, 1.0).astype(np.float32)
     raise InputError(f"{source}: unsupported pixel type {array.dtype} (expected 8- or 16-bit)")
@@ -95,16 +95,18 @@ def scale_to_unit(array: np.ndarray, source: object = "") -> np.ndarray:
 def read_rgby(folder: str | Path, image_id: str) -> np.ndarray:
     """Read an image ID as float32 H x W x 4 (red, green, blue, yellow) in [0, 1]."""
     folder = Path(folder)
-    planes = []
-    for channel in CHANNELS:
+    rgby: Optional[np.ndarray] = None
+    for k, channel in enumerate(CHANNELS):
         plane = read_channel(channel_path(folder, image_id, channel), image_id)
-        if planes and plane.shape != planes[0].shape:
+        if rgby is None:
+            rgby = np.empty(plane.shape + (len(CHANNELS),), np.float32)
+        elif plane.shape != rgby.shape[:2]:
             raise InputError(
                 f"image {image_id}: {channel} channel is {plane.shape[1]}x{plane.shape[0]} but red is "
-                f"{planes[0].shape[1]}x{planes[0].shape[0]} (channels must have one size)"
+                f"{rgby.shape[1]}x{rgby.shape[0]} (channels must have one size)"
             )
-        planes.append(plane)
-    return np.stack(planes, axis=-1)
+        rgby[..., k] = plane
+    return rgby
 
 
 def image_size(folder: str | Path, image_id: str) -> tuple[int, int]:
@@ -228,6 +230,16 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def remove_stale_temp_files(folder: str | Path, name: str = "") -> int:
+    """Delete temp files that `atomic_path` left in `folder` when a process was killed (for files
+    named `name*`, or all); returns how many. Call before starting work that writes there."""
+    count = 0
+    for stale in Path(folder).glob(f".{name}*.tmp*"):
+        stale.unlink(missing_ok=True)
+        count += 1
+    return count
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

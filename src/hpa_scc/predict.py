@@ -33,7 +33,7 @@ import numpy as np
 from .classes import NEGATIVE, NUM_CLASSES
 from .config import Config, CropConfig, PredictConfig, SegmentConfig, config_to_dict, load_config, replace
 from .errors import InputError
-from .io import SampleRow, list_image_ids, read_rgby, read_sample_submission
+from .io import SampleRow, list_image_ids, read_rgby, read_sample_submission, remove_stale_temp_files
 
 JOURNAL_SUFFIX = ".journal.jsonl"
 CELLS_SUFFIX = ".cells.csv"
@@ -458,8 +458,12 @@ def predict_submission(cfg: Config, run: str | Path, images: str | Path, sample:
     engine_name = pcfg.engine
     if masks is not None:
         check_manifest(Path(masks), cfg.segment)
+        remove_stale_temp_files(masks)
     key = settings_key(run, settings, cfg, engine_name, None if masks is None else str(masks))
     journal = journal_path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for name in (out.name, cells_table_path(out).name):
+        remove_stale_temp_files(out.parent, name)
     if force:
         journal.unlink(missing_ok=True)
     records = _read_journal(journal, key)

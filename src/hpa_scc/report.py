@@ -1,4 +1,4 @@
-"""Pictures for people: RGB composites, segmentation overlays, side-by-side previews.
+"""Pictures and pages for people: RGB composites, segmentation overlays, previews, an HTML report.
 
 Composite colours follow the HPA convention: red = microtubules (+ half of yellow),
 green = protein of interest (+ half of yellow), blue = nucleus.
@@ -68,3 +68,43 @@ def side_by_side(pictures: Sequence[np.ndarray], side: int = 384, gap: int = 4) 
         tiles.append(cv2.resize(pic, (side, side), interpolation=cv2.INTER_AREA))
         tiles.append(np.full((side, gap, 3), 255, np.uint8))
     return np.concatenate(tiles[:-1], axis=1)
+
+
+def label_colours() -> list[tuple[int, int, int]]:
+    """19 distinct RGB colours, one per class (matplotlib tab20)."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab20"]
+    return [tuple(int(255 * v) for v in cmap(k)[:3]) for k in range(19)]
+
+
+def top_label_overlay(rgby: np.ndarray, cells: np.ndarray, top_labels: dict[int, int]) -> np.ndarray:
+    """RGB uint8 composite with every cell filled in the colour of its top label, outlined in white."""
+    colours = label_colours()
+    thickness = max(1, round(max(cells.shape) / 500))
+    return overlay(composite(rgby), cells, (255, 255, 255), thickness,
+                   cell_colours={cell: colours[label] for cell, label in top_labels.items()})
+
+
+def write_html(path: str | Path, title: str, sections: Sequence[tuple[str, str]]) -> Path:
+    """A self-contained HTML page: `sections` are (heading, HTML body) pairs; images by relative path."""
+    import html
+
+    body = "\n".join(f"<h2>{html.escape(heading)}</h2>\n{content}" for heading, content in sections)
+    page = (f"<!doctype html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}img{max-width:100%}"
+            "td,th{padding:2px 8px;text-align:left}</style></head>\n"
+            f"<body><h1>{html.escape(title)}</h1>\n{body}\n</body></html>\n")
+    from .io import atomic_write_text
+
+    atomic_write_text(path, page)
+    return Path(path)
+
+
+def legend_html() -> str:
+    """HTML table of the class colours used by `top_label_overlay`."""
+    from .classes import CLASSES
+
+    cells = "".join(f"<tr><td style='background:rgb{c}'>&nbsp;&nbsp;&nbsp;</td><td>{k.index}</td><td>{k.name}</td></tr>"
+                    for k, c in zip(CLASSES, label_colours()))
+    return f"<table>{cells}</table>"

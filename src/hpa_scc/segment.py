@@ -32,7 +32,7 @@ from skimage.segmentation import watershed
 
 from .config import SegmentConfig, config_to_dict
 from .errors import InputError
-from .io import atomic_write_text, read_label_png, read_rgby, validate_id, write_png
+from .io import atomic_write_text, read_label_png, read_rgby, remove_stale_temp_files, validate_id, write_png
 
 REFERENCE_SIDE = 2048.0
 
@@ -384,8 +384,7 @@ def segment_folder(
         validate_id(image_id)
     out.mkdir(parents=True, exist_ok=True)
     check_manifest(out, cfg, force)
-    for stale in out.glob(".*.tmp*"):  # left by a killed run (see io.atomic_path)
-        stale.unlink(missing_ok=True)
+    remove_stale_temp_files(out)
     todo = [i for i in ids if force or not mask_paths(out, i)[0].is_file()]
     tasks = [(str(images), i, str(out), cfg) for i in todo]
     workers = cfg.workers if workers is None else workers

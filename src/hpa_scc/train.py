@@ -26,7 +26,7 @@ from .classes import NEGATIVE, NUM_CLASSES, to_multi_hot
 from .config import Config, save_config
 from .crops import load_or_make_crops, whole_image
 from .errors import InputError
-from .io import atomic_write_text, read_cell_labels, read_labels, read_rgby
+from .io import atomic_write_text, read_cell_labels, read_labels, read_rgby, remove_stale_temp_files
 
 
 @dataclass
@@ -265,24 +265,61 @@ def per_class_metrics(targets: np.ndarray, probs: np.ndarray) -> list[dict]:
     return rows
 
 
-def _fit_round(model, train_ds, val_ds, run: Path, epochs: int, initial_epoch: int, cfg: Config, round_index: int):
+def _save_atomic(model, path: Path) -> None:
+    """model.save through a temp file + rename, so a kill never leaves a half-written .keras file."""
+    from .io import atomic_path
+
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+
+
+def _fit_round(model, train_ds, val_ds, run: Path, epochs: int, initial_epoch: int, cfg: Config, round_index: int,
+               best: float) -> float:
+    """Fit epochs [initial_epoch, epochs) (global indices); returns the best monitored value so far."""
     import keras
 
-    class State(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            self.model.save(run / "last.keras")
-            atomic_write_text(run / "state.json", json.dumps({"round": round_index, "epoch": epoch + 1}))
-
     monitor = "val_loss" if val_ds is not None else "loss"
+
+    class Checkpoints(keras.callbacks.Callback):
+        """Best model (by `monitor`) to model.keras, every epoch to last.keras, then state.json."""
+
+        def __init__(self):
+            super().__init__()
+            self.best = best
+
+        def on_epoch_end(self, epoch, logs=None):
+            value = (logs or {}).get(monitor)
+            if value is not None and value < self.best:
+                self.best = value
+                _save_atomic(self.model, run / "model.keras")
+            _save_atomic(self.model, run / "last.keras")
+            atomic_write_text(run / "state.json", json.dumps(
+                {"round": round_index, "epoch": epoch + 1 - round_index * cfg.train.epochs, "best": float(self.best)}))
+
+    checkpoints = Checkpoints()
     callbacks = [
-        keras.callbacks.ModelCheckpoint(str(run / "model.keras"), monitor=monitor, save_best_only=True),
         keras.callbacks.EarlyStopping(monitor=monitor, patience=cfg.train.early_stopping),
         keras.callbacks.ReduceLROnPlateau(monitor=monitor, patience=cfg.train.reduce_lr, factor=0.5),
         keras.callbacks.CSVLogger(str(run / "history.csv"), append=True),
-        State(),
+        checkpoints,
     ]
-    return model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=initial_epoch,
-                     callbacks=callbacks, verbose=2)
+    model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=2)
+    return checkpoints.best
+
+
+def _trim_history(run: Path, completed_epochs: int) -> None:
+    """Drop history.csv rows of epochs a kill interrupted after logging but before checkpointing."""
+    path = run / "history.csv"
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    if not lines:
+        return
+    epoch_column = lines[0].rstrip("\n").split(",").index("epoch")
+    keep = [lines[0]] + [line for line in lines[1:]
+                         if line.endswith("\n") and int(line.split(",")[epoch_column]) < completed_epochs]
+    if len(keep) != len(lines):
+        atomic_write_text(path, "".join(keep))
 
 
 def train(cfg: Config, images: str | Path, labels_csv: str | Path, masks: str | Path, run: str | Path,
@@ -294,6 +331,7 @@ def train(cfg: Config, images: str | Path, labels_csv: str | Path, masks: str | 
 
     images, masks, run = Path(images), Path(masks), Path(run)
     run.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(run)
     save_config(cfg, run / "config.yaml")
     keras.utils.set_random_seed(cfg.train.seed)
     labels = read_labels(labels_csv)
@@ -306,10 +344,12 @@ def train(cfg: Config, images: str | Path, labels_csv: str | Path, masks: str | 
 
     state = json.loads((run / "state.json").read_text()) if (run / "state.json").is_file() else {"round": 0, "epoch": 0}
     total_rounds = 1 + cfg.train.pseudo_rounds
+    best = float(state.get("best", np.inf))
     strategy = get_strategy(cfg.train.strategy)
     print(f"strategy {cfg.train.strategy}: {strategy.num_replicas_in_sync} replica(s)")
+    _trim_history(run, state["round"] * cfg.train.epochs + state["epoch"])
     with strategy.scope():
-        if (run / "last.keras").is_file() and state["epoch"] > 0:
+        if (run / "last.keras").is_file() and (state["round"] > 0 or state["epoch"] > 0):
             model = load_classifier(run / "last.keras")
             print(f"resuming {run}: round {state['round'] + 1}, after epoch {state['epoch']}")
         else:
@@ -326,11 +366,11 @@ def train(cfg: Config, images: str | Path, labels_csv: str | Path, masks: str | 
         initial = state["epoch"] if round_index == state["round"] else 0
         first_epoch = round_index * cfg.train.epochs
         if initial < cfg.train.epochs:
-            _fit_round(model, make_dataset(examples, source, cfg, training=True), val_ds, run,
-                       first_epoch + cfg.train.epochs, first_epoch + initial, cfg, round_index)
-        atomic_write_text(run / "state.json", json.dumps({"round": round_index + 1, "epoch": 0}))
+            best = _fit_round(model, make_dataset(examples, source, cfg, training=True), val_ds, run,
+                              first_epoch + cfg.train.epochs, first_epoch + initial, cfg, round_index, best)
+        atomic_write_text(run / "state.json", json.dumps({"round": round_index + 1, "epoch": 0, "best": best}))
     if not (run / "model.keras").is_file():
-        model.save(run / "model.keras")
+        _save_atomic(model, run / "model.keras")
     result = {"history": _read_history(run)}
     if val_examples:
         best = load_classifier(run / "model.keras")

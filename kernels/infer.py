@@ -1,0 +1,55 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # hpa-scc: offline inference kernel
+#
+# Attach three inputs to the notebook (internet off):
+# - the competition data `hpa-single-cell-image-classification` (test/, sample_submission.csv);
+# - `hpa-scc-wheels`: `pip wheel` output of this project and the packages Kaggle's image lacks;
+# - `hpa-scc-model`: a training run folder (model.keras, config.yaml; model.onnx for the ONNX engine).
+#
+# Paths come from `/kaggle/input` and `/kaggle/working`, or from the environment variables
+# `HPA_SCC_INPUT` and `HPA_SCC_WORKING` (that is how the project's tests run this file).
+# `HPA_SCC_SET` holds extra config overrides, separated by `;` (e.g. `predict.engine=onnx`).
+
+# %%
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+INPUT = Path(os.environ.get("HPA_SCC_INPUT", "/kaggle/input"))
+WORKING = Path(os.environ.get("HPA_SCC_WORKING", "/kaggle/working"))
+COMPETITION = INPUT / "hpa-single-cell-image-classification"
+WHEELS = INPUT / "hpa-scc-wheels"
+MODEL = INPUT / "hpa-scc-model"
+OVERRIDES = [item for item in os.environ.get("HPA_SCC_SET", "").split(";") if item.strip()]
+
+# %% [markdown]
+# ## Install the project offline
+
+# %%
+if WHEELS.is_dir():
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--find-links", str(WHEELS),
+                    "hpa-scc"], check=True)
+
+# %% [markdown]
+# ## Segment, crop and score every test cell; write the submission
+
+# %%
+from hpa_scc.config import load_config
+from hpa_scc.predict import predict_submission
+
+cfg = load_config(None, OVERRIDES)
+WORKING.mkdir(parents=True, exist_ok=True)
+result = predict_submission(cfg, MODEL, COMPETITION / "test", COMPETITION / "sample_submission.csv",
+                            WORKING / "submission.csv", masks=WORKING / "masks")
+print(result)
