@@ -163,6 +163,7 @@ def test_files_and_leaderboard(tiny_data, tmp_path):
     write_submission(tmp_path / "shuffled.csv", rows,
                      {k: [p._replace(label=(p.label + 1) % 19) for p in r.predictions] for k, r in sol.items()})
     assert score_files(tmp_path / "perfect.csv", tiny_data / "solution.csv").map == 1.0
+    (tmp_path / "perfect.cells.csv").write_text("ID,cell_id\n")  # a per-cell table is not a submission
     board = leaderboard(tmp_path, tiny_data / "solution.csv")
     assert [e.name for e in board] == ["perfect.csv", "shuffled.csv"]
     assert board[0].map == 1.0 and board[1].map < 0.5

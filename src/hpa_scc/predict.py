@@ -33,10 +33,10 @@ import numpy as np
 from .classes import NEGATIVE, NUM_CLASSES
 from .config import Config, CropConfig, PredictConfig, SegmentConfig, config_to_dict, load_config, replace
 from .errors import InputError
+from .score import CELL_TABLE_SUFFIX
 from .io import SampleRow, list_image_ids, read_rgby, read_sample_submission, remove_stale_temp_files
 
 JOURNAL_SUFFIX = ".journal.jsonl"
-CELLS_SUFFIX = ".cells.csv"
 
 
 # ----------------------------------------------------------------------------- preparing images
@@ -312,7 +312,7 @@ def journal_path(out: str | Path) -> Path:
 
 
 def cells_table_path(out: str | Path) -> Path:
-    return Path(str(out)).with_suffix(CELLS_SUFFIX)
+    return Path(str(out)).with_suffix(CELL_TABLE_SUFFIX)
 
 
 def _read_journal(path: Path, key: str) -> dict[str, dict]:

@@ -197,6 +197,9 @@ def file_hash(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+CELL_TABLE_SUFFIX = ".cells.csv"  # per-cell tables that `hpa-scc predict` writes beside a submission
+
+
 @dataclass
 class LeaderboardEntry:
     name: str
@@ -209,7 +212,8 @@ class LeaderboardEntry:
 
 def leaderboard(folder: str | Path, solution: str | Path, iou: float = 0.6, strict: bool = False,
                 cache_name: str = ".leaderboard_cache.json") -> list[LeaderboardEntry]:
-    """Score every *.csv in `folder` (except the solution); cached by file hashes. Best first."""
+    """Score every *.csv in `folder` (except the solution and per-cell tables *.cells.csv);
+    cached by file hashes. Best first."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"leaderboard folder {folder} does not exist")
@@ -223,7 +227,7 @@ def leaderboard(folder: str | Path, solution: str | Path, iou: float = 0.6, stri
     solution_rows = None
     entries = []
     for path in sorted(folder.glob("*.csv")):
-        if path.resolve() == solution.resolve():
+        if path.resolve() == solution.resolve() or path.name.endswith(CELL_TABLE_SUFFIX):
             continue
         key = f"{file_hash(path)}:{solution_key}:{iou}:{strict}"
         date = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
