@@ -9,6 +9,8 @@ channel in red, green, blue, yellow (Kaggle: 8-bit PNG; public HPA: 16-bit PNG, 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import re
 import tempfile
@@ -232,14 +234,25 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp_path.unlink()
 
 
-def remove_stale_temp_files(folder: str | Path, name: str = "") -> int:
+def remove_stale_temp_files(folder: str | Path, name: str = "") -> None:
     """Delete temp files that `atomic_path` left in `folder` when a process was killed (for files
-    named `name*`, or all); returns how many. Call before starting work that writes there."""
-    count = 0
+    named `name*`, or all). Call before starting work that writes there."""
     for stale in Path(folder).glob(f".{name}*.tmp*"):
         stale.unlink(missing_ok=True)
-        count += 1
-    return count
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def settings_hash(values: dict) -> str:
+    """Short, stable hash (16 hex digits) of a JSON-serialisable dict of settings."""
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

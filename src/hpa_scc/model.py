@@ -104,17 +104,6 @@ def load_classifier(path: str | Path):
     return model
 
 
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _normalization_constants(model) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(layer name, mean, variance) of every Normalization layer, nested models included."""
     from keras import layers
@@ -131,8 +120,8 @@ def _normalization_constants(model) -> list[tuple[str, np.ndarray, np.ndarray]]:
 def _fold_graph_inputs(onnx_model, model) -> None:
     """Turn the Normalization mean/variance that tf2onnx leaves as graph inputs into constants.
 
-    tf2onnx exports them as inputs (which ONNX Runtime then requires to be fed) named `.../<layer>/Sub/y:0` (mean) and `.../<layer>/Sqrt/x:0`
-    (variance); each is matched to the Normalization layer whose name appears in it (longest
+    tf2onnx exports them as inputs (which ONNX Runtime then requires to be fed) named
+    `.../<layer>/Sub/y:0` (mean) and `.../<layer>/Sqrt/x:0` (variance); each is matched to the Normalization layer whose name appears in it (longest
     name first), or to the only such layer. The export check against Keras catches a bad match.
     """
     from onnx import numpy_helper
@@ -170,7 +159,7 @@ def export_onnx(run: str | Path, tolerance: float = 1e-5, samples: int = 4) -> d
     import onnx
     import onnxruntime as ort
 
-    from .io import atomic_path, atomic_write_text
+    from .io import atomic_path, atomic_write_text, file_sha256
 
     run = Path(run)
     keras_path = run / "model.keras"

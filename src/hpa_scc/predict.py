@@ -34,7 +34,8 @@ from .classes import NEGATIVE, NUM_CLASSES
 from .config import Config, CropConfig, PredictConfig, SegmentConfig, config_to_dict, load_config, replace
 from .errors import InputError
 from .score import CELL_TABLE_SUFFIX
-from .io import SampleRow, list_image_ids, read_rgby, read_sample_submission, remove_stale_temp_files
+from .io import (SampleRow, file_sha256, list_image_ids, read_rgby, read_sample_submission, remove_stale_temp_files,
+                 settings_hash)
 
 JOURNAL_SUFFIX = ".journal.jsonl"
 
@@ -148,8 +149,6 @@ class OnnxEngine:
 
     def __init__(self, run: str | Path, threads: int = 0):
         import onnxruntime as ort
-
-        from .model import file_sha256
 
         run = Path(run)
         path, info_path = run / "model.onnx", run / "model.onnx.json"
@@ -391,15 +390,11 @@ def read_run_settings(run: str | Path) -> RunSettings:
 
 def settings_key(run: Path, settings: RunSettings, cfg: Config, engine: str, masks: Optional[str]) -> str:
     """Hash of what changes the raw probabilities in a journal (not the blend)."""
-    import hashlib
-
-    from .model import file_sha256
-
     values = {"model": file_sha256(run / "model.keras"), "crops": config_to_dict(settings.crops),
               "channels": settings.channels, "segment": config_to_dict(cfg.segment) if masks is None else str(masks),
               "engine": engine, "tta": cfg.predict.tta, "image_score": cfg.predict.image_score,
               "image_model": file_sha256(Path(cfg.predict.image_model) / "model.keras") if cfg.predict.image_model else None}
-    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+    return settings_hash(values)
 
 
 def predictions_of(record: dict, cfg: PredictConfig) -> tuple[list, np.ndarray]:

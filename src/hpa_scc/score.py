@@ -19,7 +19,6 @@ IoUs are computed on RLEs with pycocotools, once per (image, unique detection ma
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -31,7 +30,7 @@ from pycocotools import mask as coco_mask
 
 from .classes import CLASSES, NUM_CLASSES
 from .errors import InputError
-from .io import atomic_write_text
+from .io import atomic_write_text, file_sha256
 from .submission import SubmissionRow, read_submission
 
 
@@ -189,14 +188,6 @@ def plot_per_class(result: ScoreResult, path: str | Path, title: str = "") -> Pa
 # ----------------------------------------------------------------------------- leaderboard
 
 
-def file_hash(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 CELL_TABLE_SUFFIX = ".cells.csv"  # per-cell tables that `hpa-scc predict` writes beside a submission
 
 
@@ -223,13 +214,13 @@ def leaderboard(folder: str | Path, solution: str | Path, iou: float = 0.6, stri
         cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
     except json.JSONDecodeError:
         cache = {}
-    solution_key = file_hash(solution)
+    solution_key = file_sha256(solution)
     solution_rows = None
     entries = []
     for path in sorted(folder.glob("*.csv")):
         if path.resolve() == solution.resolve() or path.name.endswith(CELL_TABLE_SUFFIX):
             continue
-        key = f"{file_hash(path)}:{solution_key}:{iou}:{strict}"
+        key = f"{file_sha256(path)}:{solution_key}:{iou}:{strict}"
         date = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
         if key not in cache:
             if solution_rows is None:

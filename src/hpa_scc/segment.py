@@ -17,7 +17,6 @@ Cells and nuclei share IDs 1..N; 0 is background; zero cells is a valid result.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -32,7 +31,8 @@ from skimage.segmentation import watershed
 
 from .config import SegmentConfig, config_to_dict
 from .errors import InputError
-from .io import atomic_write_text, read_label_png, read_rgby, remove_stale_temp_files, validate_id, write_png
+from .io import (atomic_write_text, read_label_png, read_rgby, remove_stale_temp_files, settings_hash, validate_id,
+                 write_png)
 
 REFERENCE_SIDE = 2048.0
 
@@ -294,8 +294,7 @@ def segment_image(rgby: np.ndarray, cfg: SegmentConfig) -> Segmentation:
 
 def settings_key(cfg: SegmentConfig) -> str:
     """Hash of the settings that change masks (not the worker count)."""
-    values = {k: v for k, v in config_to_dict(cfg).items() if k != "workers"}
-    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+    return settings_hash({k: v for k, v in config_to_dict(cfg).items() if k != "workers"})
 
 
 def mask_paths(mask_dir: str | Path, image_id: str) -> tuple[Path, Path]:
