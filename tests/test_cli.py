@@ -1,9 +1,6 @@
 import subprocess
 import sys
 
-import numpy as np
-import pytest
-
 from hpa_scc.cli import main
 from hpa_scc.io import list_image_ids
 

@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 
-from hpa_scc.classes import NEGATIVE, parse_label
+from hpa_scc.classes import NEGATIVE
 from hpa_scc.config import SynthConfig
 from hpa_scc.io import list_image_ids, read_cell_labels, read_label_png, read_labels, read_rgby, read_sample_submission
 from hpa_scc.synth import generate_dataset, generate_image

@@ -29,6 +29,11 @@ def _config(args: argparse.Namespace, extra: Optional[list[str]] = None):
     return load_config(getattr(args, "config", None), list(getattr(args, "set", None) or []) + (extra or []))
 
 
+def _flag_overrides(args: argparse.Namespace, keys: dict[str, str]) -> list[str]:
+    """'section.key=value' overrides for the flags in `keys` ({flag attribute: config key}) that were given."""
+    return [f"{key}={getattr(args, flag)}" for flag, key in keys.items() if getattr(args, flag) is not None]
+
+
 def _add_config(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML config file (default: built-in defaults)")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value, e.g. train.epochs=2")
@@ -40,14 +45,7 @@ def _add_config(parser: argparse.ArgumentParser) -> None:
 def cmd_synth(args: argparse.Namespace) -> int:
     from .synth import generate_dataset, summarize
 
-    extra = []
-    if args.n_train is not None:
-        extra.append(f"synth.n_train={args.n_train}")
-    if args.n_test is not None:
-        extra.append(f"synth.n_test={args.n_test}")
-    if args.seed is not None:
-        extra.append(f"synth.seed={args.seed}")
-    cfg = _config(args, extra)
+    cfg = _config(args, _flag_overrides(args, {"n_train": "synth.n_train", "n_test": "synth.n_test", "seed": "synth.seed"}))
     out = Path(args.out or cfg.paths.data)
     records = generate_dataset(cfg.synth, out, progress=not args.quiet, workers=args.workers)
     s = summarize(records)
@@ -147,10 +145,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from .train import train
 
-    extra = []
-    for flag, key in (("mode", "train.mode"), ("epochs", "train.epochs"), ("pseudo_rounds", "train.pseudo_rounds")):
-        if getattr(args, flag) is not None:
-            extra.append(f"{key}={getattr(args, flag)}")
+    extra = _flag_overrides(args, {"mode": "train.mode", "epochs": "train.epochs", "pseudo_rounds": "train.pseudo_rounds"})
     if args.size is not None:
         extra += [f"model.size={args.size}", f"crops.size={args.size}"]
     cfg = _config(args, extra)
@@ -171,11 +166,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from .predict import predict_submission
 
-    extra = []
-    for flag, key in (("engine", "predict.engine"), ("cell_weight", "predict.cell_weight"),
-                      ("batch_size", "predict.batch_size"), ("workers", "predict.workers")):
-        if getattr(args, flag) is not None:
-            extra.append(f"{key}={getattr(args, flag)}")
+    extra = _flag_overrides(args, {"engine": "predict.engine", "cell_weight": "predict.cell_weight",
+                                   "batch_size": "predict.batch_size", "workers": "predict.workers"})
     if args.tta:
         extra.append("predict.tta=true")
     cfg = _config(args, extra)
