@@ -125,8 +125,6 @@ def prepared_stream(ids: list[str], spec: PrepareSpec, workers: int, prefetch: i
 class KerasEngine:
     """The Keras model as a compiled function: float32 B x S x S x C in [0, 255] -> B x 19."""
 
-    name = "keras"
-
     def __init__(self, model_path: str | Path):
         import tensorflow as tf
 
@@ -144,8 +142,6 @@ class KerasEngine:
 
 class OnnxEngine:
     """ONNX Runtime session of RUNDIR/model.onnx (made by `hpa-scc export`); same contract as KerasEngine."""
-
-    name = "onnx"
 
     def __init__(self, run: str | Path, threads: int = 0):
         import onnxruntime as ort
@@ -229,7 +225,7 @@ class _Batcher:
         if not self.inputs:
             return
         batch = np.zeros((self.batch_size, *self.inputs[0].shape), np.float32)
-        batch[: len(self.inputs)] = np.stack(self.inputs)
+        np.stack(self.inputs, out=batch[: len(self.inputs)])
         out = self.engine(batch)
         for k, (scored, row) in enumerate(self.targets):
             if row < 0:
@@ -348,20 +344,17 @@ class _Journal:
     """Append-only JSON-lines file: a header with the settings key, then one line per finished image."""
 
     def __init__(self, path: Path, key: str):
-        self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         fresh = not path.is_file() or path.stat().st_size == 0
         self.handle = open(path, "a", encoding="utf-8")
         if fresh:
-            self._write({"key": key})
+            self.append({"key": key})
 
-    def _write(self, value: dict) -> None:
+    def append(self, value: dict) -> None:
+        """Write one line and make it durable before returning."""
         self.handle.write(json.dumps(value, separators=(",", ":")) + "\n")
         self.handle.flush()
         os.fsync(self.handle.fileno())
-
-    def append(self, record: dict) -> None:
-        self._write(record)
 
     def close(self) -> None:
         self.handle.close()
@@ -433,6 +426,24 @@ def _check_images(rows: list[SampleRow], images: Path) -> None:
                          f"e.g. {', '.join(missing[:3])}")
 
 
+def _load_engines(run: Path, settings: RunSettings, pcfg: PredictConfig):
+    """(cell engine, image engine or None, whole-image input side or None), TTA-wrapped when configured;
+    InputError when a model's input does not match the run's settings."""
+    engine = load_engine(run, pcfg.engine)
+    if engine.input_shape[-1] != settings.channels or engine.input_shape[0] != settings.size:
+        raise InputError(f"{run}: model input {engine.input_shape} does not match config.yaml "
+                         f"({settings.size} px, {settings.channels} channels)")
+    image_engine = load_engine(pcfg.image_model, pcfg.engine) if pcfg.image_model else None
+    if image_engine is not None and image_engine.input_shape[-1] != settings.channels:
+        raise InputError(f"image model {pcfg.image_model} takes {image_engine.input_shape[-1]} channels, "
+                         f"the cell model {settings.channels}")
+    whole_size = (image_engine or engine).input_shape[0] if pcfg.image_score == "whole" else None
+    if pcfg.tta:
+        engine = with_tta(engine)
+        image_engine = with_tta(image_engine) if image_engine is not None else None
+    return engine, image_engine, whole_size
+
+
 def predict_submission(cfg: Config, run: str | Path, images: str | Path, sample: str | Path, out: str | Path,
                        masks: Optional[str | Path] = None, force: bool = False, progress: bool = True,
                        workers: Optional[int] = None) -> dict:
@@ -450,11 +461,10 @@ def predict_submission(cfg: Config, run: str | Path, images: str | Path, sample:
     _check_images(rows, images)
     settings = read_run_settings(run)
     pcfg = cfg.predict
-    engine_name = pcfg.engine
     if masks is not None:
         check_manifest(Path(masks), cfg.segment)
         remove_stale_temp_files(masks)
-    key = settings_key(run, settings, cfg, engine_name, None if masks is None else str(masks))
+    key = settings_key(run, settings, cfg, pcfg.engine, None if masks is None else str(masks))
     journal = journal_path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     for name in (out.name, cells_table_path(out).name):
@@ -465,17 +475,7 @@ def predict_submission(cfg: Config, run: str | Path, images: str | Path, sample:
     todo = [r.image_id for r in rows if r.image_id not in records]
     sizes = {r.image_id: (r.height, r.width) for r in rows}
     if todo:
-        engine = load_engine(run, engine_name)
-        if engine.input_shape[-1] != settings.channels or engine.input_shape[0] != settings.size:
-            raise InputError(f"{run}: model input {engine.input_shape} does not match config.yaml "
-                             f"({settings.size} px, {settings.channels} channels)")
-        image_engine = load_engine(pcfg.image_model, engine_name) if pcfg.image_model else None
-        whole_size = (image_engine or engine).input_shape[0] if pcfg.image_score == "whole" else None
-        if image_engine is not None and image_engine.input_shape[-1] != settings.channels:
-            raise InputError(f"image model {pcfg.image_model} takes {image_engine.input_shape[-1]} channels, "
-                             f"the cell model {settings.channels}")
-        run_engine = with_tta(engine) if pcfg.tta else engine
-        run_image_engine = (with_tta(image_engine) if pcfg.tta else image_engine) if image_engine else None
+        run_engine, run_image_engine, whole_size = _load_engines(run, settings, pcfg)
         spec = PrepareSpec(str(images), None if masks is None else str(masks), cfg.segment, settings.crops,
                            settings.channels, whole_size)
         n_workers = pcfg.workers if workers is None else workers

@@ -373,8 +373,8 @@ def train(cfg: Config, images: str | Path, labels_csv: str | Path, masks: str | 
         _save_atomic(model, run / "model.keras")
     result = {"history": _read_history(run)}
     if val_examples:
-        best = load_classifier(run / "model.keras")
-        probs = predict_examples(best, val_examples, source, cfg)
+        best_model = load_classifier(run / "model.keras")
+        probs = predict_examples(best_model, val_examples, source, cfg)
         rows = per_class_metrics(np.stack([e.target for e in val_examples]), probs)
         atomic_write_text(run / "val_per_class.csv", "class,auc,f1,support\n" + "".join(
             f"{r['class']},{'' if r['auc'] is None else round(r['auc'], 4)},{'' if r['f1'] is None else round(r['f1'], 4)},{r['support']}\n"
