@@ -234,7 +234,7 @@ def bench_predict(n_images: int = 16, size: int = 2048, model_size: int = 128, b
                   repeats: int = 5, project_images: int = 559, project_cells: int = 25) -> dict:
     """Model-only crops/s per engine, streaming pipeline cells/s on synthetic 2048² images with
     cached masks (ratio to model-only), and the projected time for a 559-image test set."""
-    from .config import SynthConfig, load_config, save_config
+    from .config import SynthConfig, load_config, replace, save_config
     from .io import list_image_ids
     from .model import build_classifier, export_onnx
     from .predict import PrepareSpec, load_engine, predict_submission, prepared_stream
@@ -273,8 +273,7 @@ def bench_predict(n_images: int = 16, size: int = 2048, model_size: int = 128, b
         print(f"preparation only (read, cached masks, crops, tokens; {cfg.predict.workers} processes): "
               f"{figures['prepare_cells_per_s']:.1f} cells/s")
         for name in ("keras", "onnx"):
-            run_cfg = load_config(None, [f"crops.size={model_size}", f"model.size={model_size}",
-                                         f"predict.batch_size={batch_size}", f"predict.engine={name}"])
+            run_cfg = replace(cfg, predict=replace(cfg.predict, engine=name))
             predict_submission(run_cfg, run, images, root / "data" / "sample_submission.csv", root / f"warm_{name}.csv",
                                masks=masks, progress=False)  # loads libraries, compiles
             start = time.perf_counter()
