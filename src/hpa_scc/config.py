@@ -107,6 +107,12 @@ class ModelConfig:
     size: int = 128  # input side, px
     dropout: float = 0.3
     weights: Optional[str] = None  # local .h5/.weights.h5 file with ImageNet/noisy-student weights
+    # BatchNormalization moving-statistics momentum. Keras' 0.99 averages over ~100 steps and
+    # starts from variance 1: a short run from random init then normalises with stale statistics.
+    bn_momentum: float = 0.9
+    # Input normalisation of a model without pretrained weights: `data` = per-channel mean/std of
+    # the training crops (stored in the model), `none` = inputs only scaled to [0, 1].
+    input_norm: str = "data"
 
     def __post_init__(self) -> None:
         if self.backbone not in ("keras", "efficientnet"):
@@ -115,6 +121,10 @@ class ModelConfig:
             raise ConfigError(f"model.channels must be 3 or 4, got {self.channels}")
         if self.size < 32:
             raise ConfigError(f"model.size must be >= 32, got {self.size}")
+        if not 0.0 <= self.bn_momentum < 1.0:
+            raise ConfigError(f"model.bn_momentum must be in [0, 1), got {self.bn_momentum}")
+        if self.input_norm not in ("data", "none"):
+            raise ConfigError(f"model.input_norm must be data or none, got {self.input_norm!r}")
 
 
 @dataclass(frozen=True)
@@ -125,6 +135,7 @@ class AugmentConfig:
     rotation: float = 30.0  # degrees
     shift: float = 0.15  # fraction of the side
     flip: bool = True  # horizontal and vertical flips
+    rot90: bool = True  # random multiples of 90 degrees (exact, cheap; cells have no up)
     brightness: tuple[float, float] = (0.5, 1.5)
     zoom: float = 0.2
 
@@ -143,8 +154,10 @@ class TrainConfig:
     pseudo_rounds: int = 0
     pseudo_keep: float = 0.5  # keep an image label on a cell when its score >= this x the image max
     pseudo_min: float = 0.2  # ... and >= this absolute score
-    early_stopping: int = 5  # patience in epochs
-    reduce_lr: int = 2  # ReduceLROnPlateau patience in epochs
+    early_stopping: int = 5  # patience in epochs (0 = off)
+    lr_schedule: str = "cosine"  # cosine: linear warm-up, then cosine decay to 0 over a round | plateau
+    warmup_epochs: float = 1.0  # cosine warm-up length, epochs
+    reduce_lr: int = 2  # plateau: ReduceLROnPlateau patience in epochs
     strategy: str = "default"  # default | mirrored | multiworker | tpu
     max_cells_per_image: int = 64
     seed: int = 0
@@ -153,6 +166,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.mode not in ("cells", "image", "truth"):
             raise ConfigError(f"train.mode must be cells, image or truth, got {self.mode!r}")
+        if self.lr_schedule not in ("cosine", "plateau"):
+            raise ConfigError(f"train.lr_schedule must be cosine or plateau, got {self.lr_schedule!r}")
         if self.loss not in ("bce", "weighted_bce", "focal"):
             raise ConfigError(f"train.loss must be bce, weighted_bce or focal, got {self.loss!r}")
         if self.strategy not in ("default", "mirrored", "multiworker", "tpu"):

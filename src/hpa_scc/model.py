@@ -9,12 +9,20 @@ builder adds Rescaling(1/255) + ImageNet mean/std normalisation in front, so bot
 Weights: none by default; a local ImageNet / noisy-student weight file is loaded into a
 3-channel copy and transferred, the 4th input plane of the stem getting the mean of the RGB
 kernels. Nothing is downloaded.
+
+Training from random initialisation needs two things Keras' defaults do not give
+(`model.input_norm`, `model.bn_momentum`): inputs normalised to unit variance per channel (RGBY
+cell crops are dark, mostly-zero images: scaled to [0, 1] their stem activations have variance
+~0.002, while a BatchNormalization layer's moving variance starts at 1), and a momentum that
+lets the moving statistics catch up within a short run. Without them the inference-mode outputs
+are the same for every input. The per-channel statistics are stored in the model.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -60,11 +68,45 @@ def _transfer_weights(source, target) -> None:
         layer.set_weights(weights)
 
 
-def build_classifier(cfg: ModelConfig):
-    """Keras model: float32 B x S x S x C in [0, 255] -> B x 19 sigmoid probabilities."""
+def _layers_of_type(model, kind) -> list:
+    """Every layer of class `kind` in `model`, nested models included."""
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, kind):
+            found.append(layer)
+        elif hasattr(layer, "layers"):
+            found.extend(_layers_of_type(layer, kind))
+    return found
+
+
+def set_batchnorm_momentum(model, momentum: float) -> None:
+    """Set the moving-statistics momentum of every BatchNormalization layer (before compiling)."""
+    from keras import layers
+
+    for layer in _layers_of_type(model, layers.BatchNormalization):
+        layer.momentum = momentum
+
+
+def _set_normalization(layer, mean: np.ndarray, variance: np.ndarray) -> None:
+    """Store per-channel mean/variance in a Keras Normalization layer built without them."""
+    layer.adapt_mean.assign(np.asarray(mean, np.float32))
+    layer.adapt_variance.assign(np.asarray(variance, np.float32))
+    layer.finalize_state()
+
+
+def build_classifier(cfg: ModelConfig, input_stats: Optional[tuple[np.ndarray, np.ndarray]] = None):
+    """Keras model: float32 B x S x S x C in [0, 255] -> B x 19 sigmoid probabilities.
+
+    input_stats: per-channel (mean, std) of the training pixels in [0, 1] units, each (C,); used
+    when the model has no pretrained weights and `cfg.input_norm` is `data`.
+    """
     import keras
     from keras import layers
 
+    use_data_stats = input_stats is not None and not cfg.weights and cfg.input_norm == "data"
+    if use_data_stats:
+        mean = np.asarray(input_stats[0], np.float32).reshape(cfg.channels)
+        variance = np.square(np.maximum(np.asarray(input_stats[1], np.float32), 1e-3)).reshape(cfg.channels)
     backbone = _backbone(cfg, cfg.channels)
     if cfg.weights:
         path = Path(cfg.weights)
@@ -80,12 +122,19 @@ def build_classifier(cfg: ModelConfig):
     x = inputs
     if cfg.backbone == "efficientnet":
         x = layers.Rescaling(1.0 / 255.0)(x)
-        x = layers.Normalization(mean=IMAGENET_MEAN[: cfg.channels], variance=np.square(IMAGENET_STD[: cfg.channels]))(x)
+        if use_data_stats:
+            x = layers.Normalization(mean=mean.tolist(), variance=variance.tolist())(x)
+        else:
+            x = layers.Normalization(mean=IMAGENET_MEAN[: cfg.channels], variance=np.square(IMAGENET_STD[: cfg.channels]))(x)
+    elif use_data_stats:  # keras.applications: Rescaling(1/255) then an (unadapted) Normalization inside
+        _set_normalization(_layers_of_type(backbone, layers.Normalization)[0], mean, variance)
     x = backbone(x)
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(cfg.dropout)(x)
     outputs = layers.Dense(NUM_CLASSES, activation="sigmoid", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name=f"b0_{cfg.backbone}_{cfg.channels}ch")
+    model = keras.Model(inputs, outputs, name=f"b0_{cfg.backbone}_{cfg.channels}ch")
+    set_batchnorm_momentum(model, cfg.bn_momentum)
+    return model
 
 
 def load_classifier(path: str | Path):
@@ -108,13 +157,8 @@ def _normalization_constants(model) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(layer name, mean, variance) of every Normalization layer, nested models included."""
     from keras import layers
 
-    found = []
-    for layer in model.layers:
-        if isinstance(layer, layers.Normalization):
-            found.append((layer.name, np.asarray(layer.mean, np.float32), np.asarray(layer.variance, np.float32)))
-        elif hasattr(layer, "layers"):
-            found.extend(_normalization_constants(layer))
-    return found
+    return [(layer.name, np.asarray(layer.mean, np.float32), np.asarray(layer.variance, np.float32))
+            for layer in _layers_of_type(model, layers.Normalization)]
 
 
 def _fold_graph_inputs(onnx_model, model) -> None:

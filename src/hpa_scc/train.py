@@ -102,6 +102,15 @@ class CropSource:
         return self._crops[example.cell_index]
 
 
+def input_statistics(examples: list[Example], source: CropSource, size: int, limit: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (mean, std) of the model's input pixels, in [0, 1] units, each (C,), from up
+    to `limit` examples spread evenly over the list (deterministic)."""
+    picks = np.unique(np.linspace(0, len(examples) - 1, min(limit, len(examples))).astype(int))
+    pixels = np.stack([_resize_if_needed(source.pixels(examples[i]), size) for i in picks]).astype(np.float64) / 255.0
+    flat = pixels.reshape(-1, pixels.shape[-1])
+    return flat.mean(axis=0), flat.std(axis=0)
+
+
 def _resize_if_needed(x: np.ndarray, size: int) -> np.ndarray:
     import cv2
 
@@ -117,8 +126,10 @@ def make_dataset(examples: list[Example], source: CropSource, cfg: Config, train
     size, channels = cfg.model.size, cfg.model.channels
     seed = cfg.train.seed
 
+    passes = iter(range(1 << 30))  # a new image order on every pass (epoch) over the data
+
     def generate():
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng([seed, next(passes)])
         indices = range(len(examples))  # evaluation: in the given order (make_examples groups by image)
         if training:  # shuffle images, keep each image's cells together for cheap reads
             by_image: dict[str, list[int]] = {}
@@ -135,6 +146,9 @@ def make_dataset(examples: list[Example], source: CropSource, cfg: Config, train
     ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
     if training:
         ds = ds.shuffle(min(1024, len(examples)), seed=seed)
+        if cfg.train.augment.enabled and cfg.train.augment.rot90:
+            ds = ds.map(lambda x, y: (tf.image.rot90(x, tf.random.uniform((), 0, 4, tf.int32, seed=seed)), y),
+                        num_parallel_calls=tf.data.AUTOTUNE)
         augment = make_augmenter(cfg)
         if augment is not None:
             ds = ds.batch(cfg.train.batch_size).map(lambda x, y: (augment(x, training=True), y),
@@ -273,12 +287,61 @@ def _save_atomic(model, path: Path) -> None:
         model.save(tmp)
 
 
-def _fit_round(model, train_ds, val_ds, run: Path, epochs: int, initial_epoch: int, cfg: Config, round_index: int,
-               best: float) -> float:
-    """Fit epochs [initial_epoch, epochs) (global indices); returns the best monitored value so far."""
+def macro_auc(targets: np.ndarray, probs: np.ndarray) -> float:
+    """Mean ROC AUC over the classes that have both positives and negatives (NaN if none)."""
+    aucs = [row["auc"] for row in per_class_metrics(targets, probs) if row["auc"] is not None]
+    return float(np.mean(aucs)) if aucs else float("nan")
+
+
+def _cosine_callback(base_lr: float, first_epoch: int, epochs: int, steps: int, warmup_epochs: float):
+    """Sets the learning rate before every batch: linear warm-up, then cosine decay to 0 over
+    the round's `epochs` (epoch indices are global, so a resumed round continues the curve)."""
+    import math
+
     import keras
 
-    monitor = "val_loss" if val_ds is not None else "loss"
+    total = max(1, epochs * steps)
+    warmup = max(1, int(round(warmup_epochs * steps)))
+
+    class CosineSchedule(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch - first_epoch
+
+        def on_train_batch_begin(self, batch, logs=None):
+            step = self.epoch * steps + batch
+            lr = base_lr * min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+            self.model.optimizer.learning_rate.assign(lr)
+
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is not None:
+                logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+    return CosineSchedule()
+
+
+def _validation_callback(val_ds, val_targets: np.ndarray, loss_fn):
+    """After each epoch, one inference pass over the validation set: logs val_loss and val_auc
+    (per-cell macro AUC over the classes present, see `macro_auc`)."""
+    import keras
+
+    class Validation(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            probs = self.model.predict(val_ds, verbose=0)
+            logs["val_loss"] = float(keras.ops.convert_to_numpy(keras.ops.mean(loss_fn(val_targets, probs))))
+            logs["val_auc"] = macro_auc(val_targets, probs)
+
+    return Validation()
+
+
+def _fit_round(model, train_ds, steps: int, validation, run: Path, epochs: int, initial_epoch: int, cfg: Config,
+               round_index: int, best: float) -> float:
+    """Fit epochs [initial_epoch, epochs) (global indices); returns the best monitored value so far.
+
+    validation: None or (val_ds, val_targets N x 19, loss function); steps: batches per epoch.
+    """
+    import keras
+
+    monitor = "val_loss" if validation is not None else "loss"
 
     class Checkpoints(keras.callbacks.Callback):
         """Best model (by `monitor`) to model.keras, every epoch to last.keras, then state.json."""
@@ -297,13 +360,17 @@ def _fit_round(model, train_ds, val_ds, run: Path, epochs: int, initial_epoch: i
                 {"round": round_index, "epoch": epoch + 1 - round_index * cfg.train.epochs, "best": float(self.best)}))
 
     checkpoints = Checkpoints()
-    callbacks = [
-        keras.callbacks.EarlyStopping(monitor=monitor, patience=cfg.train.early_stopping),
-        keras.callbacks.ReduceLROnPlateau(monitor=monitor, patience=cfg.train.reduce_lr, factor=0.5),
-        keras.callbacks.CSVLogger(str(run / "history.csv"), append=True),
-        checkpoints,
-    ]
-    model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=2)
+    callbacks = [] if validation is None else [_validation_callback(*validation)]
+    first_epoch = round_index * cfg.train.epochs
+    if cfg.train.lr_schedule == "cosine":
+        callbacks.append(_cosine_callback(cfg.train.learning_rate, first_epoch, cfg.train.epochs, steps,
+                                          cfg.train.warmup_epochs))
+    else:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, patience=cfg.train.reduce_lr, factor=0.5))
+    if cfg.train.early_stopping > 0:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=cfg.train.early_stopping))
+    callbacks += [keras.callbacks.CSVLogger(str(run / "history.csv"), append=True), checkpoints]
+    model.fit(train_ds, epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=2)
     return checkpoints.best
 
 
@@ -353,11 +420,13 @@ def train(cfg: Config, images: str | Path, labels_csv: str | Path, masks: str | 
             model = load_classifier(run / "last.keras")
             print(f"resuming {run}: round {state['round'] + 1}, after epoch {state['epoch']}")
         else:
-            model = build_classifier(cfg.model)
+            model = build_classifier(cfg.model, input_statistics(train_examples, source, cfg.model.size))
         targets = np.stack([e.target for e in train_examples])
-        model.compile(optimizer=keras.optimizers.Adam(cfg.train.learning_rate), loss=make_loss(cfg, targets),
-                      metrics=[keras.metrics.AUC(multi_label=True, num_labels=NUM_CLASSES, name="auc")])
-    val_ds = make_dataset(val_examples, source, cfg, training=False) if val_examples else None
+        model.compile(optimizer=keras.optimizers.Adam(cfg.train.learning_rate), loss=make_loss(cfg, targets))
+    validation = None
+    if val_examples:
+        validation = (make_dataset(val_examples, source, cfg, training=False),
+                      np.stack([e.target for e in val_examples]), make_loss(cfg, targets))
     for round_index in range(state["round"], total_rounds):
         examples = train_examples
         if round_index > 0:
@@ -366,7 +435,8 @@ def train(cfg: Config, images: str | Path, labels_csv: str | Path, masks: str | 
         initial = state["epoch"] if round_index == state["round"] else 0
         first_epoch = round_index * cfg.train.epochs
         if initial < cfg.train.epochs:
-            best = _fit_round(model, make_dataset(examples, source, cfg, training=True), val_ds, run,
+            steps = -(-len(examples) // cfg.train.batch_size)
+            best = _fit_round(model, make_dataset(examples, source, cfg, training=True), steps, validation, run,
                               first_epoch + cfg.train.epochs, first_epoch + initial, cfg, round_index, best)
         atomic_write_text(run / "state.json", json.dumps({"round": round_index + 1, "epoch": 0, "best": best}))
     if not (run / "model.keras").is_file():
