@@ -28,7 +28,7 @@ def test_bad_labels(bad):
         parse_label(bad)
 
 
-@pytest.mark.parametrize("name", ["demo.yaml", "default.yaml"])
+@pytest.mark.parametrize("name", ["demo.yaml", "default.yaml", "cpu.yaml"])
 def test_project_configs_load(name):
     cfg = load_config(PROJECT / "configs" / name)
     assert isinstance(cfg, Config)

@@ -139,6 +139,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
             bench.bench_predict(n_images=args.predict_images)
         elif target == "weak":
             bench.bench_weak_labels(epochs=args.epochs)
+        elif target == "quality":
+            from .quality import QualitySettings, bench_quality
+
+            settings = QualitySettings(seed=args.seed, n_train=args.train_images, n_test=args.test_images,
+                                       sizes=tuple(args.sizes))
+            bench_quality(_config(args), settings, Path(args.out or f"bench/quality_seed{args.seed}"))
     return 0
 
 
@@ -244,7 +250,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("bench", help="print speed/quality figures")
-    p.add_argument("what", choices=["encode", "score", "segment", "train", "predict", "weak", "all"])
+    p.add_argument("what", choices=["encode", "score", "segment", "train", "predict", "weak", "quality", "all"])
+    _add_config(p)
+    p.set_defaults(config="configs/cpu.yaml")
+    p.add_argument("--seed", type=int, default=0, help="bench quality: seed of the generated set")
+    p.add_argument("--train-images", type=int, default=280, help="bench quality: generated training images")
+    p.add_argument("--test-images", type=int, default=40, help="bench quality: generated test images")
+    p.add_argument("--sizes", type=int, nargs="+", default=[384], help="bench quality: image sides, px")
+    p.add_argument("--out", help="bench quality: output folder (default bench/quality_seedN; reused when present)")
     p.add_argument("--images", type=int, default=559, help="images for bench score")
     p.add_argument("--epochs", type=int, default=6, help="epochs a round for bench weak")
     p.add_argument("--predict-images", type=int, default=16, help="synthetic 2048² test images for bench predict")

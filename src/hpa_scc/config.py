@@ -46,6 +46,10 @@ class SynthConfig:
     cell_radius: float = 0.11  # mean cell radius as a fraction of the image side
     nucleus_ratio: float = 0.45  # nucleus radius / cell radius
     labels_per_image: tuple[float, ...] = (0.48, 0.41, 0.11)  # P(1, 2, 3 patterns)
+    # Pattern frequencies: P(class) ~ real_frequency ** (1 - class_balance); 0 = the real train.csv
+    # frequencies (class 11 on 0.4% of images), 1 = every class 0-17 equally often.
+    class_balance: float = 0.0
+    classes: tuple[int, ...] = ()  # draw patterns only from these classes (0-17); empty = all
     p_express: float = 0.75  # chance that a cell shows each of its image's patterns
     p_negative_image: float = 0.02  # chance that an image shows no pattern at all
     noise: float = 0.02  # Gaussian noise sigma, in [0, 1] intensity units
@@ -61,6 +65,10 @@ class SynthConfig:
             raise ConfigError("synth.cells_min must be in 1..synth.cells_max")
         if not 0.0 <= self.p_express <= 1.0:
             raise ConfigError("synth.p_express must be in [0, 1]")
+        if any(not 0 <= c <= 17 for c in self.classes):
+            raise ConfigError("synth.classes must list pattern classes 0-17 (Negative is drawn separately)")
+        if not 0.0 <= self.class_balance <= 1.0:
+            raise ConfigError("synth.class_balance must be in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -110,6 +118,10 @@ class ModelConfig:
     # BatchNormalization moving-statistics momentum. Keras' 0.99 averages over ~100 steps and
     # starts from variance 1: a short run from random init then normalises with stale statistics.
     bn_momentum: float = 0.9
+    # From random init only (ignored with model.weights): start each residual block as the identity
+    # (its last BatchNormalization scale = 0), and the stochastic-depth rate of the blocks (Keras: 0.2).
+    zero_init_residual: bool = True
+    drop_connect: float = 0.0
     # Input normalisation of a model without pretrained weights: `data` = per-channel mean/std of
     # the training crops (stored in the model), `none` = inputs only scaled to [0, 1].
     input_norm: str = "data"
@@ -121,6 +133,8 @@ class ModelConfig:
             raise ConfigError(f"model.channels must be 3 or 4, got {self.channels}")
         if self.size < 32:
             raise ConfigError(f"model.size must be >= 32, got {self.size}")
+        if not 0.0 <= self.drop_connect < 1.0:
+            raise ConfigError(f"model.drop_connect must be in [0, 1), got {self.drop_connect}")
         if not 0.0 <= self.bn_momentum < 1.0:
             raise ConfigError(f"model.bn_momentum must be in [0, 1), got {self.bn_momentum}")
         if self.input_norm not in ("data", "none"):

@@ -78,7 +78,7 @@ def run_demo(cfg: Config, quick: bool = False) -> dict:
     submission = Path(cfg.paths.submission)
     broadcast = submission.with_name(submission.stem + "_broadcast.csv")
     print(f"[4/6] prediction ({cfg.predict.engine}, cell weight {cfg.predict.cell_weight}) -> {submission}")
-    from .predict import predict_submission
+    from .predict import cells_table_path, predict_submission
 
     sample = data / "sample_submission.csv"
     predicted = predict_submission(cfg, run, data / "test", sample, submission, masks=masks)
@@ -88,35 +88,46 @@ def run_demo(cfg: Config, quick: bool = False) -> dict:
           f"-> {broadcast}")
 
     print(f"[5/6] score against the synthetic truth ({data / 'solution.csv'})")
+    from .quality import COLLAPSE_SPREAD, read_cells_table, within_image_spread, write_floor
     from .score import plot_per_class, score_files
 
+    def score(path: Path) -> float:
+        return score_files(path, data / "solution.csv", iou=cfg.score.iou, strict=cfg.score.strict).map
+
     scored = score_files(submission, data / "solution.csv", iou=cfg.score.iou, strict=cfg.score.strict)
-    baseline = score_files(broadcast, data / "solution.csv", iou=cfg.score.iou, strict=cfg.score.strict)
-    outputs.update(submission=str(submission), map=scored.map, broadcast_map=baseline.map)
+    floor = score(write_floor(sample, masks, submission.with_name(submission.stem + "_floor.csv")))
+    floor_true = score(write_floor(sample, data / "truth", submission.with_name(submission.stem + "_floor_truemasks.csv")))
+    outputs.update(submission=str(submission), map=scored.map, broadcast_map=score(broadcast), floor_map=floor,
+                   floor_true_masks_map=floor_true)
     plot_per_class(scored, report / "per_class_ap.png", title=f"{submission.name}: mAP {scored.map:.4f}")
-    print(f"      mAP {scored.map:.4f} (broadcast baseline {baseline.map:.4f})")
+    print(f"      mAP {scored.map:.4f} | floor {floor:.4f} (one constant confidence for every cell and label, same masks; "
+          f"{floor_true:.4f} with the true masks) | broadcast baseline {outputs['broadcast_map']:.4f}")
+    spread = within_image_spread(read_cells_table(cells_table_path(submission)))
+    outputs["cell_spread"] = spread
+    if spread < COLLAPSE_SPREAD:
+        print(f"      WARNING: the model's per-cell outputs barely vary across the cells of an image (spread {spread:.2g} < "
+              f"{COLLAPSE_SPREAD}): the model has collapsed and adds nothing over broadcasting")
 
     print(f"[6/6] report -> {report}")
-    page = write_report(cfg, report, run, submission, scored, baseline.map, test_ids[:6])
+    page = write_report(cfg, report, run, submission, scored, outputs, test_ids[:6])
     outputs["report"] = str(page)
-    print(f"demo finished in {time.time() - start:.0f} s: mAP {scored.map:.4f}; report {page}")
+    print(f"demo finished in {time.time() - start:.0f} s: mAP {scored.map:.4f} (floor {floor:.4f}, "
+          f"{scored.map - floor:+.4f}); report {page}")
     return outputs
 
 
 def _top_labels(cells_table: Path, image_ids: list[str]) -> dict[str, dict[int, int]]:
     """{ID: {cell_id: label with the highest blended probability}} from a per-cell table."""
-    import csv
+    from .quality import read_cells_table
 
     wanted, out = set(image_ids), {}
-    with open(cells_table) as handle:
-        for row in csv.DictReader(handle):
-            if row["ID"] in wanted:
-                probs = [float(row[f"p{c}"]) for c in range(19)]
-                out.setdefault(row["ID"], {})[int(row["cell_id"])] = int(np.argmax(probs))
+    for (image_id, cell_id), probs in read_cells_table(cells_table).items():
+        if image_id in wanted:
+            out.setdefault(image_id, {})[cell_id] = int(np.argmax(probs))
     return out
 
 
-def write_report(cfg: Config, report: Path, run: Path, submission: Path, scored, broadcast_map: float,
+def write_report(cfg: Config, report: Path, run: Path, submission: Path, scored, figures: dict,
                  image_ids: list[str]) -> Path:
     """reports/.../index.html: mAP, per-class AP chart, training curves, overlays coloured by top label."""
     import shutil
@@ -134,8 +145,17 @@ def write_report(cfg: Config, report: Path, run: Path, submission: Path, scored,
                 for i in image_ids]
     if pictures:
         save_rgb(report / "overlays.png", side_by_side(pictures, 360))
+    from .quality import COLLAPSE_SPREAD
+
+    warning = ""
+    if figures["cell_spread"] < COLLAPSE_SPREAD:
+        warning = (f"<p><b>Warning:</b> the per-cell outputs barely vary inside an image (spread "
+                   f"{figures['cell_spread']:.2g}): the model has collapsed.</p>")
     summary = (f"<p>mAP <b>{scored.map:.4f}</b> at mask IoU {scored.iou} on {len(list_image_ids(data / 'test'))} synthetic test "
-               f"images; broadcast baseline (every cell gets its image's prediction): {broadcast_map:.4f}.</p>"
+               f"images.</p><ul><li>floor (no model: every cell every label at one constant confidence, same masks): "
+               f"{figures['floor_map']:.4f}; with the true masks {figures['floor_true_masks_map']:.4f}</li>"
+               f"<li>broadcast baseline (every cell gets its image's prediction): {figures['broadcast_map']:.4f}</li>"
+               f"<li>within-image spread of the per-cell outputs: {figures['cell_spread']:.3f}</li></ul>{warning}"
                f"<p>Submission: {submission}; per-cell table: {cells_table_path(submission)}; model: {run}.</p>")
     sections = [("Score", summary), ("Per-class AP", "<img src='per_class_ap.png'>"),
                 ("Training curves", "<img src='curves.png'>")]

@@ -87,6 +87,21 @@ def set_batchnorm_momentum(model, momentum: float) -> None:
         layer.momentum = momentum
 
 
+def _prepare_random_init(backbone, cfg: ModelConfig) -> None:
+    """Settings that make a randomly initialised EfficientNet train fast: every residual block
+    starts as the identity (zero scale on the BatchNormalization before its `add`), and the blocks'
+    stochastic depth (Dropout layers named `*drop`) gets rate `cfg.drop_connect` (Keras: up to 0.2)."""
+    from keras import layers
+
+    names = {layer.name for layer in backbone.layers}
+    for layer in backbone.layers:
+        if isinstance(layer, layers.Dropout) and layer.name.endswith("drop"):
+            layer.rate = cfg.drop_connect
+        if cfg.zero_init_residual and layer.name.endswith("add") and layer.name[:-3] + "project_bn" in names:
+            gamma = backbone.get_layer(layer.name[:-3] + "project_bn").gamma
+            gamma.assign(np.zeros(gamma.shape, gamma.dtype))
+
+
 def _set_normalization(layer, mean: np.ndarray, variance: np.ndarray) -> None:
     """Store per-channel mean/variance in a Keras Normalization layer built without them."""
     layer.adapt_mean.assign(np.asarray(mean, np.float32))
@@ -108,6 +123,8 @@ def build_classifier(cfg: ModelConfig, input_stats: Optional[tuple[np.ndarray, n
         mean = np.asarray(input_stats[0], np.float32).reshape(cfg.channels)
         variance = np.square(np.maximum(np.asarray(input_stats[1], np.float32), 1e-3)).reshape(cfg.channels)
     backbone = _backbone(cfg, cfg.channels)
+    if not cfg.weights:
+        _prepare_random_init(backbone, cfg)
     if cfg.weights:
         path = Path(cfg.weights)
         if not path.is_file():

@@ -420,15 +420,13 @@ def segment_folder(
 # ----------------------------------------------------------------------------- agreement
 
 
-def match_cells(pred: np.ndarray, truth: np.ndarray, iou: float = 0.6) -> tuple[int, int, int]:
-    """One-to-one cell matching at IoU >= iou -> (true positives, predicted cells, true cells)."""
+def matched_pairs(pred: np.ndarray, truth: np.ndarray, iou: float = 0.6) -> list[tuple[int, int]]:
+    """One-to-one cell matching of two label images at IoU >= iou -> [(pred_id, truth_id), ...]."""
     pred = pred.astype(np.int64).ravel()
     truth = truth.astype(np.int64).ravel()
     n_pred, n_truth = int(pred.max(initial=0)), int(truth.max(initial=0))
-    pred_ids = np.unique(pred[pred > 0])
-    truth_ids = np.unique(truth[truth > 0])
-    if len(pred_ids) == 0 or len(truth_ids) == 0:
-        return 0, len(pred_ids), len(truth_ids)
+    if n_pred == 0 or n_truth == 0:
+        return []
     joint = np.bincount(pred * (n_truth + 1) + truth, minlength=(n_pred + 1) * (n_truth + 1)).reshape(n_pred + 1, n_truth + 1)
     area_pred = joint.sum(axis=1)
     area_truth = joint.sum(axis=0)
@@ -436,7 +434,7 @@ def match_cells(pred: np.ndarray, truth: np.ndarray, iou: float = 0.6) -> tuple[
     union = area_pred[1:, None] + area_truth[None, 1:] - inter
     ious = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
     # IoU >= 0.5 makes matches unique, so greedy by IoU is exact for thresholds >= 0.5.
-    tp = 0
+    pairs: list[tuple[int, int]] = []
     used_p, used_t = set(), set()
     for flat in np.argsort(-ious, axis=None):
         p, t = divmod(int(flat), ious.shape[1])
@@ -446,8 +444,15 @@ def match_cells(pred: np.ndarray, truth: np.ndarray, iou: float = 0.6) -> tuple[
             continue
         used_p.add(p)
         used_t.add(t)
-        tp += 1
-    return tp, len(pred_ids), len(truth_ids)
+        pairs.append((p + 1, t + 1))
+    return pairs
+
+
+def match_cells(pred: np.ndarray, truth: np.ndarray, iou: float = 0.6) -> tuple[int, int, int]:
+    """One-to-one cell matching at IoU >= iou -> (true positives, predicted cells, true cells)."""
+    n_pred = len(np.unique(pred[pred > 0]))
+    n_truth = len(np.unique(truth[truth > 0]))
+    return len(matched_pairs(pred, truth, iou)), n_pred, n_truth
 
 
 def f1_score(tp: int, n_pred: int, n_truth: int) -> tuple[float, float, float]:

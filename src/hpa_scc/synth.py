@@ -393,7 +393,11 @@ def generate_image(seed: np.random.SeedSequence | int, size: int, cfg: SynthConf
     else:
         weights = np.asarray(cfg.labels_per_image, dtype=float)
         k = int(rng.choice(np.arange(1, len(weights) + 1), p=weights / weights.sum()))
-        p = CLASS_FREQUENCY / CLASS_FREQUENCY.sum()
+        p = CLASS_FREQUENCY ** (1.0 - cfg.class_balance)
+        if cfg.classes:
+            p = p * np.isin(np.arange(len(p)), cfg.classes)
+        p = p / p.sum()
+        k = min(k, int(np.count_nonzero(p)))
         patterns = tuple(sorted(int(c) for c in rng.choice(len(p), size=k, replace=False, p=p)))
     express = rng.random((n_cells, len(patterns))) < cfg.p_express
     for j in range(len(patterns)):  # every image label is shown by at least one cell
