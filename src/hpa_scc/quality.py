@@ -41,7 +41,7 @@ class QualitySettings:
     sizes: tuple[int, ...] = (384,)
     class_balance: float = 1.0  # every class 0-17 equally often, so each has cells to learn from
     image_size: int = 128  # input side of the image model (a whole image holds many cells)
-    image_epochs: int = 30  # one epoch of the image model is one pass over the images, not the cells
+    image_epochs: int = 20  # one epoch of the image model is one pass over the images, not the cells
 
 
 def _synth_config(settings: QualitySettings, workers: int) -> SynthConfig:
