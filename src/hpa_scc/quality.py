@@ -54,14 +54,14 @@ def transfer_cell_labels(pred: np.ndarray, truth: np.ndarray, truth_labels: dict
 
     pred, truth: label images H x W (0 = background); truth_labels: true cell ID -> classes.
     """
-    pred, truth = pred.astype(np.int64).ravel(), truth.astype(np.int64).ravel()
-    n_pred, n_truth = int(pred.max(initial=0)), int(truth.max(initial=0))
-    joint = np.bincount(pred * (n_truth + 1) + truth, minlength=(n_pred + 1) * (n_truth + 1)).reshape(n_pred + 1, n_truth + 1)
+    from .segment import overlap_counts
+
+    joint = overlap_counts(pred, truth)
     out = {}
-    for cell in range(1, n_pred + 1):
+    for cell in range(1, joint.shape[0]):
         if joint[cell].sum() == 0:
             continue
-        best = int(np.argmax(joint[cell, 1:])) + 1 if n_truth else 0
+        best = int(np.argmax(joint[cell, 1:])) + 1 if joint.shape[1] > 1 else 0
         out[cell] = truth_labels.get(best, (NEGATIVE,)) if best and joint[cell, best] > 0 else (NEGATIVE,)
     return out
 
@@ -186,7 +186,7 @@ def _plot(rows: dict[str, dict], path: Path) -> None:
 
 def bench_quality(cfg: Config, settings: QualitySettings, out: Path) -> dict:
     """Run the whole bench into `out` (data, masks, runs, submissions reused when present)."""
-    from .io import atomic_write_text, list_image_ids
+    from .io import atomic_write_text, list_image_ids, read_label_png
     from .predict import predict_submission
     from .score import score_files
     from .segment import f1_score, match_cells, read_masks, segment_folder
@@ -200,8 +200,6 @@ def bench_quality(cfg: Config, settings: QualitySettings, out: Path) -> dict:
     train_ids, test_ids = list_image_ids(data / "train"), list_image_ids(data / "test")
     for split, ids in (("train", train_ids), ("test", test_ids)):
         segment_folder(data / split, masks, cfg.segment, ids=ids, progress=False)
-    from .io import read_label_png
-
     totals = np.zeros(3, int)
     for image_id in test_ids:
         totals += match_cells(read_masks(masks, image_id).cells, read_label_png(data / "truth" / f"{image_id}_cells.png"))

@@ -420,14 +420,20 @@ def segment_folder(
 # ----------------------------------------------------------------------------- agreement
 
 
-def matched_pairs(pred: np.ndarray, truth: np.ndarray, iou: float = 0.6) -> list[tuple[int, int]]:
-    """One-to-one cell matching of two label images at IoU >= iou -> [(pred_id, truth_id), ...]."""
+def overlap_counts(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Pixel counts of every (pred label, truth label) pair of two H x W label images:
+    int64 (max pred + 1) x (max truth + 1), row/column 0 = background."""
     pred = pred.astype(np.int64).ravel()
     truth = truth.astype(np.int64).ravel()
     n_pred, n_truth = int(pred.max(initial=0)), int(truth.max(initial=0))
-    if n_pred == 0 or n_truth == 0:
+    return np.bincount(pred * (n_truth + 1) + truth, minlength=(n_pred + 1) * (n_truth + 1)).reshape(n_pred + 1, n_truth + 1)
+
+
+def matched_pairs(pred: np.ndarray, truth: np.ndarray, iou: float = 0.6) -> list[tuple[int, int]]:
+    """One-to-one cell matching of two label images at IoU >= iou -> [(pred_id, truth_id), ...]."""
+    joint = overlap_counts(pred, truth)
+    if joint.shape[0] == 1 or joint.shape[1] == 1:
         return []
-    joint = np.bincount(pred * (n_truth + 1) + truth, minlength=(n_pred + 1) * (n_truth + 1)).reshape(n_pred + 1, n_truth + 1)
     area_pred = joint.sum(axis=1)
     area_truth = joint.sum(axis=0)
     inter = joint[1:, 1:].astype(np.float64)

@@ -422,11 +422,12 @@ def train(cfg: Config, images: str | Path, labels_csv: str | Path, masks: str | 
         else:
             model = build_classifier(cfg.model, input_statistics(train_examples, source, cfg.model.size))
         targets = np.stack([e.target for e in train_examples])
-        model.compile(optimizer=keras.optimizers.Adam(cfg.train.learning_rate), loss=make_loss(cfg, targets))
+        loss = make_loss(cfg, targets)
+        model.compile(optimizer=keras.optimizers.Adam(cfg.train.learning_rate), loss=loss)
     validation = None
     if val_examples:
         validation = (make_dataset(val_examples, source, cfg, training=False),
-                      np.stack([e.target for e in val_examples]), make_loss(cfg, targets))
+                      np.stack([e.target for e in val_examples]), loss)
     for round_index in range(state["round"], total_rounds):
         examples = train_examples
         if round_index > 0:
