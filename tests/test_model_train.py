@@ -131,6 +131,55 @@ def test_other_modes(train_data, tmp_path, mode):
     assert len(result["history"]) == 1 and (tmp_path / mode / "model.keras").is_file()
 
 
+def test_mil_trains_the_per_cell_classifier(train_data, tmp_path):
+    """mode mil: bags of cells, pooled outputs; model.keras is the per-cell classifier (19 outputs)."""
+    from hpa_scc.model import load_classifier
+    from hpa_scc.train import train
+
+    for pooling in ("lse", "attention"):
+        cfg = load_config(None, TINY + ["train.mode=mil", "train.epochs=1", "train.mil_bag_size=4",
+                                        f"train.mil_pooling={pooling}"])
+        run = tmp_path / pooling
+        result = train(cfg, train_data / "train", train_data / "train.csv", train_data / "masks", run)
+        assert len(result["history"]) == 1 and {"image_loss", "cells_loss", "val_auc"} <= set(result["history"][0])
+        model = load_classifier(run / "model.keras")
+        assert model.input_shape[1:] == (48, 48, 4) and model.output_shape[1:] == (19,)
+
+
+def test_bag_pooling_arithmetic():
+    from hpa_scc.train import _bag_model_class
+    from hpa_scc.model import build_classifier
+
+    classifier = build_classifier(load_config(None, ["model.size=32"]).model)
+    cells = np.array([[[0.9] + [0.1] * 18, [0.1] * 19, [0.1] * 19]], np.float32)  # 1 bag x 3 cells x 19
+    pooled = {name: np.asarray(_bag_model_class()(classifier, name, 5.0).pool(cells, None))[0]
+              for name in ("mean", "max", "lse")}
+    np.testing.assert_allclose(pooled["mean"][0], (0.9 + 0.1 + 0.1) / 3, rtol=1e-5)
+    np.testing.assert_allclose(pooled["max"][0], 0.9, rtol=1e-5)
+    assert pooled["mean"][0] < pooled["lse"][0] < pooled["max"][0]  # log-sum-exp lies between
+    np.testing.assert_allclose(pooled["lse"][1:], 0.1, rtol=1e-4)  # equal cells pool to themselves
+
+
+def test_out_of_fold_labels_never_come_from_a_model_that_saw_the_image(train_data, tmp_path):
+    from hpa_scc.io import read_cell_labels, read_labels
+    from hpa_scc.train import train
+
+    cfg = load_config(None, TINY + ["train.epochs=1", "train.pseudo_rounds=1", "train.pseudo_folds=2",
+                                    "train.pseudo_min=0.0", "train.augment.enabled=false"])
+    run = tmp_path / "oof"
+    train(cfg, train_data / "train", train_data / "train.csv", train_data / "masks", run)
+    labels = read_labels(train_data / "train.csv")
+    table = read_cell_labels(run / "oof" / "r1_cell_labels.csv")
+    assert {image for image, _ in table} == set(labels)  # every image relabelled once
+    for (image, _), cell_labels in table.items():  # a kept label is one of the image's labels
+        assert set(cell_labels) <= set(labels[image]) | {18}
+    for fold in (0, 1):
+        trained_on = set(read_labels(run / "oof" / f"r1_f{fold}.labels.csv"))
+        held_out = set(labels) - trained_on
+        assert held_out and trained_on and not held_out & trained_on
+    assert (run / "model.keras").is_file() and "mode: truth" in (run / "config.yaml").read_text()
+
+
 MIRRORED_SCRIPT = """
 import sys
 import tensorflow as tf

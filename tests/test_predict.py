@@ -77,6 +77,33 @@ def test_blend_arithmetic():
     np.testing.assert_allclose(derived[:, NEGATIVE], [1 - 0.8, 1 - 0.6])
 
 
+def test_others_mean_and_cell_rules():
+    from hpa_scc.predict import cell_rules, image_level
+
+    cell = np.random.default_rng(0).uniform(size=(4, 19))
+    others = image_level(cell, None, "others_mean")
+    np.testing.assert_allclose(others[1], cell[[0, 2, 3]].mean(axis=0))
+    np.testing.assert_allclose(image_level(cell[:1], None, "others_mean"), cell[:1])  # a lone cell: its own
+    final = blend(cell, others, PredictConfig(cell_weight=0.7, image_score="others_mean"))
+    np.testing.assert_allclose(final[2], 0.7 * cell[2] + 0.3 * cell[[0, 1, 3]].mean(axis=0))
+    record = {"height": 100, "width": 100, "boxes": [[0, 10, 20, 30], [40, 40, 60, 60], [50, 80, 70, 100], [30, 30, 50, 50]],
+              "blue": [0.5, 0.5, 0.5, 0.05]}
+    ruled = cell_rules(cell, record, PredictConfig(border_weight=0.5, faint_weight=0.25))
+    np.testing.assert_allclose(ruled[:, 0] / cell[:, 0], [0.5, 1.0, 0.5, 0.25])
+    np.testing.assert_allclose(cell_rules(cell, record, PredictConfig()), cell)
+
+
+def test_dihedral_tta_averages_all_eight_views():
+    from hpa_scc.predict import with_tta
+
+    batch = np.random.default_rng(1).uniform(size=(2, 5, 5, 1)).astype(np.float32)
+    corner = lambda b: b[:, 0, :2, 0]  # noqa: E731 - depends on orientation
+    views = [np.rot90(batch, k, axes=(1, 2)) for k in range(4)]
+    views += [v[:, :, ::-1] for v in views]
+    np.testing.assert_allclose(with_tta(corner, rot90=True)(batch), np.mean([corner(v) for v in views], axis=0), rtol=1e-6)
+    assert not np.allclose(with_tta(corner, rot90=True)(batch), with_tta(corner)(batch))
+
+
 def _predict(tiny_run, out, extra=(), **kwargs):
     cfg = load_config(None, TINY_RUN_SETTINGS + list(extra))
     data = tiny_run["data"]

@@ -143,7 +143,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             from .quality import QualitySettings, bench_quality
 
             settings = QualitySettings(seed=args.seed, n_train=args.train_images, n_test=args.test_images,
-                                       sizes=tuple(args.sizes))
+                                       sizes=tuple(args.sizes), methods=tuple(args.methods))
             bench_quality(_config(args), settings, Path(args.out or f"bench/quality_seed{args.seed}"))
     return 0
 
@@ -257,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-images", type=int, default=280, help="bench quality: generated training images")
     p.add_argument("--test-images", type=int, default=40, help="bench quality: generated test images")
     p.add_argument("--sizes", type=int, nargs="+", default=[384], help="bench quality: image sides, px")
+    p.add_argument("--methods", nargs="*", default=[], choices=["mil", "oof"],
+                   help="bench quality: extra weak-label methods to train and score (mil, oof)")
     p.add_argument("--out", help="bench quality: output folder (default bench/quality_seedN; reused when present)")
     p.add_argument("--images", type=int, default=559, help="images for bench score")
     p.add_argument("--epochs", type=int, default=6, help="epochs a round for bench weak")

@@ -158,7 +158,7 @@ class AugmentConfig:
 class TrainConfig:
     """Training on weak image-level labels."""
 
-    mode: str = "cells"  # cells | image | truth
+    mode: str = "cells"  # cells | image | truth | mil (bags of an image's cells, see below)
     epochs: int = 4
     batch_size: int = 32
     learning_rate: float = 1e-3
@@ -174,12 +174,32 @@ class TrainConfig:
     reduce_lr: int = 2  # plateau: ReduceLROnPlateau patience in epochs
     strategy: str = "default"  # default | mirrored | multiworker | tpu
     max_cells_per_image: int = 64
+    # Out-of-fold pseudo-labels (with pseudo_rounds >= 1): >= 2 folds by image; each fold's model,
+    # trained on the other folds, relabels the held-out images' cells (pseudo_keep / pseudo_min);
+    # the final model trains on those labels. 0 = in-sample rounds (the model relabels its own cells).
+    pseudo_folds: int = 0
+    # Multiple-instance learning (mode mil): a batch holds batch_size // mil_bag_size images, each
+    # a bag of mil_bag_size of its cells (drawn anew each epoch, repeated when fewer); the per-cell
+    # outputs are pooled into an image prediction that the image labels supervise, plus
+    # mil_cell_weight x the inherited-label loss on every cell. Inference scores each cell alone.
+    mil_bag_size: int = 16
+    mil_pooling: str = "lse"  # mean | max | lse (log-sum-exp of the logits, sharpness mil_lse_r) | attention
+    mil_lse_r: float = 5.0
+    mil_cell_weight: float = 0.1
     seed: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
-        if self.mode not in ("cells", "image", "truth"):
-            raise ConfigError(f"train.mode must be cells, image or truth, got {self.mode!r}")
+        if self.mode not in ("cells", "image", "truth", "mil"):
+            raise ConfigError(f"train.mode must be cells, image, truth or mil, got {self.mode!r}")
+        if self.mil_pooling not in ("mean", "max", "lse", "attention"):
+            raise ConfigError(f"train.mil_pooling must be mean, max, lse or attention, got {self.mil_pooling!r}")
+        if self.mil_bag_size < 1 or self.mil_lse_r <= 0 or self.mil_cell_weight < 0:
+            raise ConfigError("train.mil_bag_size must be >= 1, train.mil_lse_r > 0, train.mil_cell_weight >= 0")
+        if self.pseudo_folds == 1 or self.pseudo_folds < 0:
+            raise ConfigError("train.pseudo_folds must be 0 (in-sample pseudo-labels) or >= 2")
+        if self.mode == "mil" and self.pseudo_rounds and not self.pseudo_folds:
+            raise ConfigError("train.mode mil takes out-of-fold pseudo-labels only (set train.pseudo_folds >= 2)")
         if self.lr_schedule not in ("cosine", "plateau"):
             raise ConfigError(f"train.lr_schedule must be cosine or plateau, got {self.lr_schedule!r}")
         if self.loss not in ("bce", "weighted_bce", "focal"):
@@ -199,9 +219,14 @@ class PredictConfig:
     cell_weight: float = 0.7  # final = w * cell + (1 - w) * image (blend: linear)
     blend: str = "linear"  # linear | product
     tta: bool = False  # average with horizontal/vertical flips
+    tta_rot90: bool = False  # with tta: all 8 flips and 90-degree turns (cells have no orientation)
     min_confidence: float = 0.0  # drop (cell, label) triples below this
     negative: str = "predicted"  # predicted | derived (1 - max of the other labels)
     image_score: str = "whole"  # whole (whole-image pass) | cell_mean | cell_max (over the image's cells)
+    # | others_mean (per cell: the mean of the image's *other* cells; a one-cell image uses its own)
+    border_weight: float = 1.0  # final scores of cells touching the image edge x this (1 = off)
+    faint_weight: float = 1.0  # final scores of faint cells x this (1 = off) ...
+    faint_fraction: float = 0.3  # ... a cell is faint when its mean blue (nucleus) signal is below this x the image's median cell
     image_model: Optional[str] = None  # RUNDIR of a separate image-level model for `whole` (default: the cell model)
     workers: int = 2  # processes preparing images (read, segment, crop, encode); 0 = in the main process
     prefetch: int = 4  # images prepared ahead of the model
@@ -215,8 +240,10 @@ class PredictConfig:
             raise ConfigError(f"predict.blend must be linear or product, got {self.blend!r}")
         if self.negative not in ("predicted", "derived"):
             raise ConfigError(f"predict.negative must be predicted or derived, got {self.negative!r}")
-        if self.image_score not in ("whole", "cell_mean", "cell_max"):
-            raise ConfigError(f"predict.image_score must be whole, cell_mean or cell_max, got {self.image_score!r}")
+        if self.image_score not in ("whole", "cell_mean", "cell_max", "others_mean"):
+            raise ConfigError(f"predict.image_score must be whole, cell_mean, cell_max or others_mean, got {self.image_score!r}")
+        if not (0.0 <= self.border_weight <= 1.0 and 0.0 <= self.faint_weight <= 1.0 and 0.0 <= self.faint_fraction <= 1.0):
+            raise ConfigError("predict.border_weight, predict.faint_weight and predict.faint_fraction must be in [0, 1]")
         if self.batch_size < 1 or self.workers < 0 or self.prefetch < 1:
             raise ConfigError("predict.batch_size and predict.prefetch must be >= 1, predict.workers >= 0")
         if not 0.0 <= self.min_confidence <= 1.0:

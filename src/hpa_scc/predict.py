@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
 
 import numpy as np
+from scipy import ndimage
 
 from .classes import NEGATIVE, NUM_CLASSES
 from .config import Config, CropConfig, PredictConfig, SegmentConfig, config_to_dict, load_config, replace
@@ -60,7 +61,8 @@ class PreparedImage:
     """One image ready for the model.
 
     crops: uint8 N x S x S x C; whole: uint8 S x S x C or None; cell_ids: int (N,);
-    boxes: int (N, 4) top, left, bottom, right in px; tokens: N mask tokens; height, width in px.
+    boxes: int (N, 4) top, left, bottom, right in px; tokens: N mask tokens; height, width in px;
+    blue: float (N,) mean blue (nucleus) signal of each cell in [0, 1].
     """
 
     image_id: str
@@ -71,6 +73,7 @@ class PreparedImage:
     cell_ids: np.ndarray
     boxes: np.ndarray
     tokens: list[str]
+    blue: np.ndarray
 
 
 def prepare_image(spec: PrepareSpec, image_id: str) -> PreparedImage:
@@ -86,8 +89,9 @@ def prepare_image(spec: PrepareSpec, image_id: str) -> PreparedImage:
     crops = cell_crops(rgby, seg.cells, spec.crops, image_id, spec.channels)
     tokens = encode_label_image(seg.cells)
     whole = whole_image(rgby, spec.whole_size, spec.channels) if spec.whole_size else None
+    blue = np.asarray(ndimage.mean(rgby[..., 2], seg.cells, crops.cell_ids), np.float64).reshape(-1)
     return PreparedImage(image_id, rgby.shape[0], rgby.shape[1], crops.crops, whole, crops.cell_ids, crops.boxes,
-                         [tokens[int(c)] for c in crops.cell_ids])
+                         [tokens[int(c)] for c in crops.cell_ids], blue)
 
 
 def prepared_stream(ids: list[str], spec: PrepareSpec, workers: int, prefetch: int) -> Iterator[PreparedImage]:
@@ -179,13 +183,19 @@ def load_engine(run: str | Path, engine: str):
     return KerasEngine(run / "model.keras")
 
 
-def with_tta(engine: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
-    """Average of the engine over the batch, its horizontal and its vertical flip."""
+def with_tta(engine: Callable[[np.ndarray], np.ndarray], rot90: bool = False) -> Callable[[np.ndarray], np.ndarray]:
+    """Average of the engine over the batch, its horizontal and its vertical flip; with `rot90`,
+    over all 8 flips and 90-degree turns of the batch (B x S x S x C)."""
 
-    def run(batch: np.ndarray) -> np.ndarray:
+    def flips(batch: np.ndarray) -> np.ndarray:
         return (engine(batch) + engine(batch[:, :, ::-1]) + engine(batch[:, ::-1])) / 3.0
 
-    return run
+    def dihedral(batch: np.ndarray) -> np.ndarray:
+        views = [np.rot90(batch, k, axes=(1, 2)) for k in range(4)]
+        views += [view[:, :, ::-1] for view in views]
+        return sum(engine(np.ascontiguousarray(view)) for view in views) / len(views)
+
+    return dihedral if rot90 else flips
 
 
 # ----------------------------------------------------------------------------- streaming
@@ -269,18 +279,23 @@ def score_stream(prepared: Iterable[PreparedImage], engine: Callable[[np.ndarray
 
 
 def image_level(cell_probs: np.ndarray, whole_probs: Optional[np.ndarray], how: str) -> np.ndarray:
-    """Image-level probabilities (19,): the whole-image pass, or the mean / max over the cells."""
+    """Image-level probabilities: (19,) from the whole-image pass or the mean / max over the cells,
+    or N x 19 for `others_mean` (each cell: the mean of the other cells; a lone cell: its own)."""
     if how == "whole":
         if whole_probs is None:
             raise InputError("predict.image_score whole needs the whole-image pass")
         return whole_probs
     if len(cell_probs) == 0:
         return np.zeros(NUM_CLASSES, np.float32)
+    if how == "others_mean":
+        if len(cell_probs) == 1:
+            return cell_probs.copy()
+        return (cell_probs.sum(axis=0, keepdims=True) - cell_probs) / (len(cell_probs) - 1)
     return cell_probs.max(axis=0) if how == "cell_max" else cell_probs.mean(axis=0)
 
 
 def blend(cell_probs: np.ndarray, image_probs: np.ndarray, cfg: PredictConfig) -> np.ndarray:
-    """Final per-cell probabilities N x 19 from cell (N x 19) and image (19,) probabilities.
+    """Final per-cell probabilities N x 19 from cell (N x 19) and image (19,) or N x 19 probabilities.
 
     linear: w * cell + (1 - w) * image; product: cell**w * image**(1 - w) (a weighted geometric
     mean); w = cfg.cell_weight, so w = 0 broadcasts the image prediction to every cell.
@@ -288,7 +303,8 @@ def blend(cell_probs: np.ndarray, image_probs: np.ndarray, cfg: PredictConfig) -
     """
     w = cfg.cell_weight
     cell_probs = np.asarray(cell_probs, np.float64)
-    image_probs = np.asarray(image_probs, np.float64)[None]
+    image_probs = np.asarray(image_probs, np.float64)
+    image_probs = image_probs[None] if image_probs.ndim == 1 else image_probs
     if cfg.blend == "product":
         out = np.power(cell_probs, w) * np.power(image_probs, 1.0 - w)
     else:
@@ -296,6 +312,22 @@ def blend(cell_probs: np.ndarray, image_probs: np.ndarray, cfg: PredictConfig) -
     out = np.clip(out, 0.0, 1.0)
     if cfg.negative == "derived" and len(out):
         out[:, NEGATIVE] = 1.0 - np.delete(out, NEGATIVE, axis=1).max(axis=1)
+    return out
+
+
+def cell_rules(final: np.ndarray, record: dict, cfg: PredictConfig) -> np.ndarray:
+    """Down-weight the final scores (N x 19) of cells touching the image edge (`border_weight`)
+    and of faint cells (`faint_weight`: mean blue below `faint_fraction` x the image's median cell)."""
+    out = np.array(final, np.float64, copy=True)
+    if not len(out):
+        return out
+    if cfg.border_weight < 1.0:
+        boxes = np.asarray(record["boxes"]).reshape(-1, 4)
+        edge = ((boxes[:, 0] <= 0) | (boxes[:, 1] <= 0) | (boxes[:, 2] >= record["height"]) | (boxes[:, 3] >= record["width"]))
+        out[edge] *= cfg.border_weight
+    if cfg.faint_weight < 1.0 and record.get("blue") is not None:
+        blue = np.asarray(record["blue"], np.float64)
+        out[blue < cfg.faint_fraction * np.median(blue)] *= cfg.faint_weight
     return out
 
 
@@ -336,6 +368,7 @@ def _record(scored: ScoredImage) -> dict:
     image = scored.image
     return {"id": image.image_id, "height": image.height, "width": image.width,
             "cell_ids": image.cell_ids.tolist(), "boxes": image.boxes.tolist(), "tokens": image.tokens,
+            "blue": [round(float(b), 6) for b in image.blue],
             "cell": scored.cell_probs.astype(float).tolist(),
             "image": None if scored.image_probs is None else scored.image_probs.astype(float).tolist()}
 
@@ -386,6 +419,7 @@ def settings_key(run: Path, settings: RunSettings, cfg: Config, engine: str, mas
     values = {"model": file_sha256(run / "model.keras"), "crops": config_to_dict(settings.crops),
               "channels": settings.channels, "segment": config_to_dict(cfg.segment) if masks is None else str(masks),
               "engine": engine, "tta": cfg.predict.tta, "image_score": cfg.predict.image_score,
+              **({"tta_rot90": True} if cfg.predict.tta and cfg.predict.tta_rot90 else {}),
               "image_model": file_sha256(Path(cfg.predict.image_model) / "model.keras") if cfg.predict.image_model else None}
     return settings_hash(values)
 
@@ -396,7 +430,7 @@ def predictions_of(record: dict, cfg: PredictConfig) -> tuple[list, np.ndarray]:
 
     cell_probs = np.asarray(record["cell"], np.float32).reshape(-1, NUM_CLASSES)
     whole = None if record["image"] is None else np.asarray(record["image"], np.float32)
-    final = blend(cell_probs, image_level(cell_probs, whole, cfg.image_score), cfg)
+    final = cell_rules(blend(cell_probs, image_level(cell_probs, whole, cfg.image_score), cfg), record, cfg)
     predictions = [Prediction(label, float(final[k, label]), token)
                    for k, token in enumerate(record["tokens"]) for label in range(NUM_CLASSES)
                    if final[k, label] >= cfg.min_confidence]
@@ -439,8 +473,8 @@ def _load_engines(run: Path, settings: RunSettings, pcfg: PredictConfig):
                          f"the cell model {settings.channels}")
     whole_size = (image_engine or engine).input_shape[0] if pcfg.image_score == "whole" else None
     if pcfg.tta:
-        engine = with_tta(engine)
-        image_engine = with_tta(image_engine) if image_engine is not None else None
+        engine = with_tta(engine, pcfg.tta_rot90)
+        image_engine = with_tta(image_engine, pcfg.tta_rot90) if image_engine is not None else None
     return engine, image_engine, whole_size
 
 

@@ -6,11 +6,17 @@ Generates a seeded synthetic set with cell truth, segments it with the project's
 trains an `image`, a `cells` (weak, inherited labels) and a `truth` (true cell labels moved onto
 the project's cells) model with the given recipe, predicts the test images and prints one table:
 
-    floor       every cell, every label, one constant confidence (no model) on the project's masks
-    broadcast   the image model's whole-image prediction given to every cell (cell weight 0)
-    weak        the cells-mode model's per-cell output (cell weight 1)
-    weak+image  the cells-mode model blended with the image model (predict.cell_weight, predict.blend)
-    truth       the truth-mode model's per-cell output (an upper bound for weak labels)
+    floor         every cell, every label, one constant confidence (no model) on the project's masks
+    broadcast     the image model's whole-image prediction given to every cell (cell weight 0)
+    weak          the cells-mode model's per-cell output (cell weight 1)
+    weak+image    weak blended with the image model (predict.cell_weight, predict.blend)
+    weak+others   weak, 0.7 x cell + 0.3 x the mean of the image's other cells (4th place's rule)
+    weak+rules    weak+others, cells at the image edge and faint cells x 0.8
+    truth         the truth-mode model's per-cell output (an upper bound for weak labels)
+
+`--methods mil oof` add rows (and training time): `mil` (multiple-instance training, train.mil_*)
+and `oof` (out-of-fold pseudo-labels: train.pseudo_folds folds, train.pseudo_rounds >= 1), each
+alone and with the `+others` rule.
 
 with mAP (competition metric, IoU 0.6), per-class AP and the per-cell macro AUC against the
 true labels of the test cells the segmentation found (matched one-to-one at IoU >= 0.6).
@@ -42,6 +48,16 @@ class QualitySettings:
     class_balance: float = 1.0  # every class 0-17 equally often, so each has cells to learn from
     image_size: int = 128  # input side of the image model (a whole image holds many cells)
     image_epochs: int = 20  # one epoch of the image model is one pass over the images, not the cells
+    methods: tuple[str, ...] = ()  # extra weak-label methods: mil, oof
+
+    def __post_init__(self) -> None:
+        unknown = set(self.methods) - set(EXTRA_METHODS)
+        if unknown:
+            raise ValueError(f"bench quality: unknown methods {sorted(unknown)} (choose from {', '.join(EXTRA_METHODS)})")
+
+
+EXTRA_METHODS = ("mil", "oof")
+OTHERS_RULE = dict(cell_weight=0.7, image_score="others_mean", blend="linear")  # 4th place: 0.7 cell + 0.3 others
 
 
 def _synth_config(settings: QualitySettings, workers: int) -> SynthConfig:
@@ -145,8 +161,11 @@ def _train_mode(cfg: Config, settings: QualitySettings, mode: str, data: Path, m
     """Train one model of the bench into `run` (resumes); returns seconds."""
     from .train import train
 
-    train_cfg = replace(cfg.train, mode=mode)
+    train_cfg = replace(cfg.train, mode=mode, pseudo_rounds=0, pseudo_folds=0)
     model_cfg = cfg.model
+    if mode == "oof":
+        train_cfg = replace(cfg.train, mode="cells", pseudo_rounds=max(1, cfg.train.pseudo_rounds),
+                            pseudo_folds=max(2, cfg.train.pseudo_folds))
     if mode == "image":
         train_cfg = replace(train_cfg, epochs=settings.image_epochs)
         model_cfg = replace(model_cfg, size=settings.image_size)
@@ -210,20 +229,27 @@ def bench_quality(cfg: Config, settings: QualitySettings, out: Path) -> dict:
     cell_labels = out / "train_cell_labels.csv"
     write_transferred_labels(data, masks, train_ids, cell_labels)
     train_seconds = {}
-    for mode in ("image", "cells", "truth"):
+    for mode in ("image", "cells", "truth") + tuple(settings.methods):
         train_seconds[mode] = _train_mode(cfg, settings, mode, data, masks, out / f"run_{mode}", cell_labels)
         print(f"trained {mode} model in {train_seconds[mode]:.0f} s")
 
     sample, solution = data / "sample_submission.csv", data / "solution.csv"
     subs = {"floor": write_floor(sample, masks, out / "floor.csv")}
+    rules = dict(OTHERS_RULE, border_weight=0.8, faint_weight=0.8)
     plans = {"broadcast": ("image", dict(cell_weight=0.0)),
              "weak": ("cells", dict(cell_weight=1.0)),
              "weak+image": ("cells", dict(image_model=str(out / "run_image"))),
-             "truth": ("truth", dict(cell_weight=1.0))}
+             "weak+others": ("cells", OTHERS_RULE),
+             "weak+rules": ("cells", rules)}
+    for method in settings.methods:
+        plans[method] = (method, dict(cell_weight=1.0))
+        plans[f"{method}+others"] = (method, OTHERS_RULE)
+    plans["truth"] = ("truth", dict(cell_weight=1.0))
     for name, (mode, changes) in plans.items():
         pcfg = replace(cfg, predict=replace(cfg.predict, **changes))
         subs[name] = out / f"{name}.csv"
-        predict_submission(pcfg, out / f"run_{mode}", data / "test", sample, subs[name], masks=masks, progress=False)
+        predict_submission(pcfg, out / f"run_{mode}", data / "test", sample, subs[name], masks=masks, force=True,
+                           progress=False)
 
     truth = per_cell_truth(data, masks, test_ids, cfg.score.iou)
     rows = {}

@@ -4,8 +4,10 @@
         --masks data/demo/masks --out runs/demo
 
 Modes: `cells` (each cell crop inherits its image's labels: the weak setting), `image` (the
-whole image resized), `truth` (per-cell labels from an ID,cell_id,Label table). Optional
-pseudo-label rounds relabel every training cell with the previous model (see `pseudo_labels`).
+whole image resized), `truth` (per-cell labels from an ID,cell_id,Label table), `mil` (bags of
+an image's cells whose pooled per-cell outputs the image labels supervise; see `make_bag_dataset`
+and `_bag_model_class`). Optional pseudo-label rounds relabel every training cell with the
+previous model (see `pseudo_labels`), or out of fold with `train.pseudo_folds` (see `train_oof`).
 Input pipeline: tf.data over a generator that reads one image's cached crops at a time
 (shuffle buffer, parallel augmentation, batch, prefetch), so the data set never has to fit in RAM.
 RUNDIR gets model.keras (best val loss), last.keras + state.json (resume), config.yaml,
@@ -155,6 +157,95 @@ def make_dataset(examples: list[Example], source: CropSource, cfg: Config, train
                                                      num_parallel_calls=tf.data.AUTOTUNE)
             return ds.prefetch(tf.data.AUTOTUNE)
     return ds.batch(cfg.train.batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def make_bag_dataset(examples: list[Example], source: CropSource, cfg: Config):
+    """tf.data of MIL bags for training: (float32 B x K x S x S x C in [0, 255], {"image": B x 19,
+    "cells": B x K x 19}) with K = train.mil_bag_size and B = max(1, batch_size // K) images.
+
+    Each epoch every image gives one bag of K of its cells, drawn without replacement (with
+    replacement when it has fewer); the image target is the union of its cells' targets.
+    """
+    import tensorflow as tf
+
+    size, channels, k = cfg.model.size, cfg.model.channels, cfg.train.mil_bag_size
+    by_image: dict[str, list[Example]] = {}
+    for example in examples:
+        by_image.setdefault(example.image_id, []).append(example)
+    passes = iter(range(1 << 30))
+
+    def generate():
+        rng = np.random.default_rng([cfg.train.seed, next(passes)])
+        keys = list(by_image)
+        rng.shuffle(keys)
+        for key in keys:
+            cells = by_image[key]
+            pick = rng.choice(len(cells), k, replace=len(cells) < k)
+            bag = np.stack([_resize_if_needed(source.pixels(cells[i]), size) for i in pick])
+            cell_targets = np.stack([cells[i].target for i in pick])
+            yield bag, np.max([c.target for c in cells], axis=0), cell_targets
+
+    spec = (tf.TensorSpec((k, size, size, channels), tf.uint8), tf.TensorSpec((NUM_CLASSES,), tf.float32),
+            tf.TensorSpec((k, NUM_CLASSES), tf.float32))
+    ds = tf.data.Dataset.from_generator(generate, output_signature=spec)
+    ds = ds.map(lambda x, y, c: (tf.cast(x, tf.float32), y, c), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.shuffle(min(64, len(by_image)), seed=cfg.train.seed)
+    if cfg.train.augment.enabled and cfg.train.augment.rot90:  # one turn per bag
+        ds = ds.map(lambda x, y, c: (tf.image.rot90(x, tf.random.uniform((), 0, 4, tf.int32, seed=cfg.train.seed)), y, c),
+                    num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(max(1, cfg.train.batch_size // k))
+    augment = make_augmenter(cfg)
+
+    def finish(x, y, c):
+        if augment is not None:
+            x = tf.reshape(augment(tf.reshape(x, (-1, size, size, channels)), training=True), (-1, k, size, size, channels))
+        return x, {"image": y, "cells": c}
+
+    return ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+@functools.cache
+def _bag_model_class():
+    """The BagModel class (multiple-instance training), defined on first use (no Keras at import)."""
+    import keras
+    from keras import layers, ops
+
+    class BagModel(keras.Model):
+        """Bags B x K x S x S x C -> {"cells": B x K x 19 per-cell probabilities of `classifier`,
+        "image": B x 19 pooled over the bag}. Trains the classifier's own weights; only the
+        classifier is saved (the attention layers serve training only)."""
+
+        def __init__(self, classifier, pooling: str, lse_r: float, **kwargs):
+            super().__init__(**kwargs)
+            self.classifier = classifier
+            self.features = keras.Model(classifier.inputs, classifier.layers[-2].output)
+            self.head = classifier.layers[-1]
+            self.pooling, self.lse_r = pooling, lse_r
+            if pooling == "attention":
+                self.attention_hidden = layers.Dense(64, activation="tanh")
+                self.attention_score = layers.Dense(NUM_CLASSES)
+
+        def call(self, bags, training=False):
+            k = bags.shape[1]
+            features = self.features(ops.reshape(bags, (-1,) + tuple(bags.shape[2:])), training=training)
+            cells = ops.reshape(self.head(features), (-1, k, NUM_CLASSES))
+            return {"image": self.pool(cells, ops.reshape(features, (-1, k, features.shape[-1]))), "cells": cells}
+
+        def pool(self, cells, features):
+            """B x K x 19 cell probabilities (and B x K x F features) -> B x 19."""
+            if self.pooling == "mean":
+                return ops.mean(cells, axis=1)
+            if self.pooling == "max":
+                return ops.max(cells, axis=1)
+            if self.pooling == "lse":  # (1/r) log mean exp(r * logit): mean (r -> 0) to max (r -> inf)
+                p = ops.clip(cells, 1e-6, 1.0 - 1e-6)
+                logits = ops.log(p) - ops.log1p(-p)
+                k = float(cells.shape[1])
+                return ops.sigmoid((ops.logsumexp(self.lse_r * logits, axis=1) - np.log(k)) / self.lse_r)
+            weights = ops.softmax(self.attention_score(self.attention_hidden(features)), axis=1)  # per class
+            return ops.sum(weights * cells, axis=1)
+
+    return BagModel
 
 
 def make_augmenter(cfg: Config):
@@ -319,14 +410,14 @@ def _cosine_callback(base_lr: float, first_epoch: int, epochs: int, steps: int, 
     return CosineSchedule()
 
 
-def _validation_callback(val_ds, val_targets: np.ndarray, loss_fn):
-    """After each epoch, one inference pass over the validation set: logs val_loss and val_auc
-    (per-cell macro AUC over the classes present, see `macro_auc`)."""
+def _validation_callback(val_ds, val_targets: np.ndarray, loss_fn, classifier):
+    """After each epoch, one inference pass of `classifier` over the validation set: logs val_loss
+    and val_auc (per-cell macro AUC over the classes present, see `macro_auc`)."""
     import keras
 
     class Validation(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            probs = self.model.predict(val_ds, verbose=0)
+            probs = classifier.predict(val_ds, verbose=0)
             logs["val_loss"] = float(keras.ops.convert_to_numpy(keras.ops.mean(loss_fn(val_targets, probs))))
             logs["val_auc"] = macro_auc(val_targets, probs)
 
@@ -334,14 +425,19 @@ def _validation_callback(val_ds, val_targets: np.ndarray, loss_fn):
 
 
 def _fit_round(model, train_ds, steps: int, validation, run: Path, epochs: int, initial_epoch: int, cfg: Config,
-               round_index: int, best: float) -> float:
+               round_index: int, best: float, classifier=None) -> float:
     """Fit epochs [initial_epoch, epochs) (global indices); returns the best monitored value so far.
 
     validation: None or (val_ds, val_targets N x 19, loss function); steps: batches per epoch.
+    classifier: the per-cell model that is validated and saved (default `model`; in mil mode the
+    model fitted is the bag model around it, and model.keras is the last epoch's: the
+    inherited-label validation loss does not measure what MIL optimises).
     """
     import keras
 
+    classifier = model if classifier is None else classifier
     monitor = "val_loss" if validation is not None else "loss"
+    keep_last = cfg.train.mode == "mil"
 
     class Checkpoints(keras.callbacks.Callback):
         """Best model (by `monitor`) to model.keras, every epoch to last.keras, then state.json."""
@@ -352,15 +448,15 @@ def _fit_round(model, train_ds, steps: int, validation, run: Path, epochs: int, 
 
         def on_epoch_end(self, epoch, logs=None):
             value = (logs or {}).get(monitor)
-            if value is not None and value < self.best:
-                self.best = value
-                _save_atomic(self.model, run / "model.keras")
-            _save_atomic(self.model, run / "last.keras")
+            if value is not None and (value < self.best or keep_last):
+                self.best = min(value, self.best)
+                _save_atomic(classifier, run / "model.keras")
+            _save_atomic(classifier, run / "last.keras")
             atomic_write_text(run / "state.json", json.dumps(
                 {"round": round_index, "epoch": epoch + 1 - round_index * cfg.train.epochs, "best": float(self.best)}))
 
     checkpoints = Checkpoints()
-    callbacks = [] if validation is None else [_validation_callback(*validation)]
+    callbacks = [] if validation is None else [_validation_callback(*validation, classifier)]
     first_epoch = round_index * cfg.train.epochs
     if cfg.train.lr_schedule == "cosine":
         callbacks.append(_cosine_callback(cfg.train.learning_rate, first_epoch, cfg.train.epochs, steps,
@@ -396,6 +492,8 @@ def train(cfg: Config, images: str | Path, labels_csv: str | Path, masks: str | 
 
     from .model import build_classifier, load_classifier
 
+    if cfg.train.pseudo_rounds and cfg.train.pseudo_folds >= 2:
+        return train_oof(cfg, images, labels_csv, masks, run)
     images, masks, run = Path(images), Path(masks), Path(run)
     run.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(run)
@@ -423,7 +521,13 @@ def train(cfg: Config, images: str | Path, labels_csv: str | Path, masks: str | 
             model = build_classifier(cfg.model, input_statistics(train_examples, source, cfg.model.size))
         targets = np.stack([e.target for e in train_examples])
         loss = make_loss(cfg, targets)
-        model.compile(optimizer=keras.optimizers.Adam(cfg.train.learning_rate), loss=loss)
+        fitted = model
+        if cfg.train.mode == "mil":
+            fitted = _bag_model_class()(model, cfg.train.mil_pooling, cfg.train.mil_lse_r)
+            fitted.compile(optimizer=keras.optimizers.Adam(cfg.train.learning_rate), loss={"image": loss, "cells": loss},
+                           loss_weights={"image": 1.0, "cells": cfg.train.mil_cell_weight})
+        else:
+            model.compile(optimizer=keras.optimizers.Adam(cfg.train.learning_rate), loss=loss)
     validation = None
     if val_examples:
         validation = (make_dataset(val_examples, source, cfg, training=False),
@@ -436,9 +540,15 @@ def train(cfg: Config, images: str | Path, labels_csv: str | Path, masks: str | 
         initial = state["epoch"] if round_index == state["round"] else 0
         first_epoch = round_index * cfg.train.epochs
         if initial < cfg.train.epochs:
-            steps = -(-len(examples) // cfg.train.batch_size)
-            best = _fit_round(model, make_dataset(examples, source, cfg, training=True), steps, validation, run,
-                              first_epoch + cfg.train.epochs, first_epoch + initial, cfg, round_index, best)
+            if cfg.train.mode == "mil":
+                bags_per_batch = max(1, cfg.train.batch_size // cfg.train.mil_bag_size)
+                steps = -(-len({e.image_id for e in examples}) // bags_per_batch)
+                dataset = make_bag_dataset(examples, source, cfg)
+            else:
+                steps = -(-len(examples) // cfg.train.batch_size)
+                dataset = make_dataset(examples, source, cfg, training=True)
+            best = _fit_round(fitted, dataset, steps, validation, run, first_epoch + cfg.train.epochs,
+                              first_epoch + initial, cfg, round_index, best, classifier=model)
         atomic_write_text(run / "state.json", json.dumps({"round": round_index + 1, "epoch": 0, "best": best}))
     if not (run / "model.keras").is_file():
         _save_atomic(model, run / "model.keras")
@@ -453,6 +563,76 @@ def train(cfg: Config, images: str | Path, labels_csv: str | Path, masks: str | 
         result["val_per_class"] = rows
     _plot_curves(run)
     return result
+
+
+def fold_split(ids: list[str], folds: int, seed: int) -> list[list[str]]:
+    """Image IDs dealt into `folds` disjoint folds of near-equal size (seeded shuffle)."""
+    order = np.random.default_rng(seed).permutation(sorted(ids))
+    return [sorted(part.tolist()) for part in np.array_split(order, folds)]
+
+
+def _write_labels_csv(path: Path, labels: dict[str, tuple[int, ...]]) -> None:
+    from .classes import format_label
+
+    atomic_write_text(path, "ID,Label\n" + "".join(f"{i},{format_label(labels[i])}\n" for i in sorted(labels)))
+
+
+def out_of_fold_labels(cfg: Config, images: Path, labels: dict[str, tuple[int, ...]], masks: Path, fold_run: Path,
+                       held_out: list[str]) -> list[str]:
+    """Relabel the held-out images' cells with the fold model in `fold_run`: each image label is
+    kept on a cell where the model's score passes `pseudo_labels`; returns ID,cell_id,Label lines."""
+    from .classes import format_label
+    from .model import load_classifier
+
+    cells_cfg = _with_train(cfg, mode="cells")
+    cache = masks / "crops"
+    examples = make_examples(cells_cfg, images, {i: labels[i] for i in held_out}, masks, cache=cache)
+    source = CropSource(cells_cfg, images, masks, cache)
+    scores = predict_examples(load_classifier(fold_run / "model.keras"), examples, source, cells_cfg)
+    relabelled = pseudo_labels(examples, scores, cfg.train.pseudo_keep, cfg.train.pseudo_min)
+    cell_ids = {i: load_or_make_crops(images, masks, i, cfg.crops, cache, cfg.model.channels).cell_ids for i in held_out}
+    return [f"{e.image_id},{int(cell_ids[e.image_id][e.cell_index])},{format_label(np.flatnonzero(e.target).tolist())}\n"
+            for e in relabelled]
+
+
+def _with_train(cfg: Config, **changes) -> Config:
+    from .config import replace
+
+    return replace(cfg, train=replace(cfg.train, **changes))
+
+
+def train_oof(cfg: Config, images: str | Path, labels_csv: str | Path, masks: str | Path, run: str | Path) -> dict:
+    """Out-of-fold pseudo-labels (train.pseudo_rounds rounds of train.pseudo_folds folds), then
+    the final model on them.
+
+    Round r: the images are dealt into folds; for each fold a model (train.mode in round 1, then
+    truth mode on the previous round's labels) trains on the other folds into RUN/oof/r{r}_f{f}
+    and relabels the held-out images' cells (never its own training cells), giving
+    RUN/oof/r{r}_cell_labels.csv. The final model trains in truth mode on the last table into RUN.
+    Every step resumes: finished fold runs and tables are reused.
+    """
+    images, masks, run = Path(images), Path(masks), Path(run)
+    labels = read_labels(labels_csv)
+    oof = run / "oof"
+    oof.mkdir(parents=True, exist_ok=True)
+    table: Optional[Path] = None
+    for round_index in range(1, cfg.train.pseudo_rounds + 1):
+        out = oof / f"r{round_index}_cell_labels.csv"
+        if not out.is_file():
+            lines = ["ID,cell_id,Label\n"]
+            folds = fold_split(list(labels), cfg.train.pseudo_folds, cfg.train.seed + round_index)
+            for fold_index, held_out in enumerate(folds):
+                fold_run = oof / f"r{round_index}_f{fold_index}"
+                fold_labels = fold_run.with_suffix(".labels.csv")
+                _write_labels_csv(fold_labels, {i: labels[i] for i in labels if i not in set(held_out)})
+                fold_cfg = _with_train(cfg, pseudo_rounds=0, pseudo_folds=0, mode=cfg.train.mode if table is None else "truth")
+                print(f"out-of-fold round {round_index}, fold {fold_index + 1}/{len(folds)}: "
+                      f"{len(labels) - len(held_out)} training images, {len(held_out)} relabelled")
+                train(fold_cfg, images, fold_labels, masks, fold_run, table)
+                lines += out_of_fold_labels(cfg, images, labels, masks, fold_run, held_out)
+            atomic_write_text(out, "".join(lines))
+        table = out
+    return train(_with_train(cfg, mode="truth", pseudo_rounds=0, pseudo_folds=0), images, labels_csv, masks, run, table)
 
 
 def _read_history(run: Path) -> list[dict]:
