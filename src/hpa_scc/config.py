@@ -178,11 +178,11 @@ class TrainConfig:
     # trained on the other folds, relabels the held-out images' cells (pseudo_keep / pseudo_min);
     # the final model trains on those labels. 0 = in-sample rounds (the model relabels its own cells).
     pseudo_folds: int = 0
-    # Multiple-instance learning (mode mil): a batch holds batch_size // mil_bag_size images, each
-    # a bag of mil_bag_size of its cells (drawn anew each epoch, repeated when fewer); the per-cell
+    # Multiple-instance learning (mode mil): a batch holds batch_size // mil_bag_size bags, each
+    # mil_bag_size cells of one image (an epoch deals every image's cells into bags); the per-cell
     # outputs are pooled into an image prediction that the image labels supervise, plus
     # mil_cell_weight x the inherited-label loss on every cell. Inference scores each cell alone.
-    mil_bag_size: int = 16
+    mil_bag_size: int = 4  # small bags: a CPU batch of 32 cells then mixes 8 images
     mil_pooling: str = "lse"  # mean | max | lse (log-sum-exp of the logits, sharpness mil_lse_r) | attention
     mil_lse_r: float = 5.0
     mil_cell_weight: float = 0.1

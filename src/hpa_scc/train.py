@@ -163,8 +163,11 @@ def make_bag_dataset(examples: list[Example], source: CropSource, cfg: Config):
     """tf.data of MIL bags for training: (float32 B x K x S x S x C in [0, 255], {"image": B x 19,
     "cells": B x K x 19}) with K = train.mil_bag_size and B = max(1, batch_size // K) images.
 
-    Each epoch every image gives one bag of K of its cells, drawn without replacement (with
-    replacement when it has fewer); the image target is the union of its cells' targets.
+    Each epoch every image's cells are shuffled and dealt into ceil(n / K) bags (the last one
+    filled up with repeats), so an epoch sees every cell once, like `cells` mode; the bags of all
+    images are shuffled so that a batch mixes images (BatchNormalization's batch statistics of a
+    batch from one or two images differ from the moving statistics used at inference, and MIL then
+    fails to learn). A bag's image target is the union of its image's cell targets.
     """
     import tensorflow as tf
 
@@ -176,20 +179,22 @@ def make_bag_dataset(examples: list[Example], source: CropSource, cfg: Config):
 
     def generate():
         rng = np.random.default_rng([cfg.train.seed, next(passes)])
-        keys = list(by_image)
-        rng.shuffle(keys)
-        for key in keys:
+        bags = []
+        for key, cells in by_image.items():
+            order = rng.permutation(len(cells))
+            fill = (-len(order)) % k
+            order = np.concatenate([order, rng.choice(len(cells), fill, replace=fill > len(cells))])
+            bags += [(key, order[i:i + k]) for i in range(0, len(order), k)]
+        for b in rng.permutation(len(bags)):
+            key, pick = bags[b]
             cells = by_image[key]
-            pick = rng.choice(len(cells), k, replace=len(cells) < k)
             bag = np.stack([_resize_if_needed(source.pixels(cells[i]), size) for i in pick])
-            cell_targets = np.stack([cells[i].target for i in pick])
-            yield bag, np.max([c.target for c in cells], axis=0), cell_targets
+            yield bag, np.max([c.target for c in cells], axis=0), np.stack([cells[i].target for i in pick])
 
     spec = (tf.TensorSpec((k, size, size, channels), tf.uint8), tf.TensorSpec((NUM_CLASSES,), tf.float32),
             tf.TensorSpec((k, NUM_CLASSES), tf.float32))
     ds = tf.data.Dataset.from_generator(generate, output_signature=spec)
     ds = ds.map(lambda x, y, c: (tf.cast(x, tf.float32), y, c), num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.shuffle(min(64, len(by_image)), seed=cfg.train.seed)
     if cfg.train.augment.enabled and cfg.train.augment.rot90:  # one turn per bag
         ds = ds.map(lambda x, y, c: (tf.image.rot90(x, tf.random.uniform((), 0, 4, tf.int32, seed=cfg.train.seed)), y, c),
                     num_parallel_calls=tf.data.AUTOTUNE)
@@ -541,8 +546,9 @@ def train(cfg: Config, images: str | Path, labels_csv: str | Path, masks: str | 
         first_epoch = round_index * cfg.train.epochs
         if initial < cfg.train.epochs:
             if cfg.train.mode == "mil":
-                bags_per_batch = max(1, cfg.train.batch_size // cfg.train.mil_bag_size)
-                steps = -(-len({e.image_id for e in examples}) // bags_per_batch)
+                k = cfg.train.mil_bag_size
+                per_image = np.unique([e.image_id for e in examples], return_counts=True)[1]
+                steps = -(-int(np.sum(-(-per_image // k))) // max(1, cfg.train.batch_size // k))
                 dataset = make_bag_dataset(examples, source, cfg)
             else:
                 steps = -(-len(examples) // cfg.train.batch_size)
