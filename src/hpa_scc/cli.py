@@ -151,7 +151,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from .train import train
 
-    extra = _flag_overrides(args, {"mode": "train.mode", "epochs": "train.epochs", "pseudo_rounds": "train.pseudo_rounds"})
+    extra = _flag_overrides(args, {"mode": "train.mode", "epochs": "train.epochs", "pseudo_rounds": "train.pseudo_rounds",
+                                  "pseudo_folds": "train.pseudo_folds"})
     if args.size is not None:
         extra += [f"model.size={args.size}", f"crops.size={args.size}"]
     cfg = _config(args, extra)
@@ -271,10 +272,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", required=True, help="train.csv (ID,Label)")
     p.add_argument("--masks", required=True, help="mask folder from hpa-scc segment")
     p.add_argument("--out", required=True, help="run folder (re-running resumes)")
-    p.add_argument("--mode", choices=["cells", "image", "truth"])
+    p.add_argument("--mode", choices=["cells", "image", "truth", "mil"])
     p.add_argument("--cell-labels", help="ID,cell_id,Label table (truth mode)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--pseudo-rounds", type=int)
+    p.add_argument("--pseudo-folds", type=int, help=">= 2: out-of-fold pseudo-labels (each fold's model relabels the others' cells)")
     p.add_argument("--size", type=int, help="crop / model input side, px")
     p.set_defaults(func=cmd_train)
 

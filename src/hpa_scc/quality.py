@@ -9,7 +9,7 @@ the project's cells) model with the given recipe, predicts the test images and p
     floor         every cell, every label, one constant confidence (no model) on the project's masks
     broadcast     the image model's whole-image prediction given to every cell (cell weight 0)
     weak          the cells-mode model's per-cell output (cell weight 1)
-    weak+image    weak blended with the image model (predict.cell_weight, predict.blend)
+    weak+image    weak blended with the image model's whole-image pass (0.7 cell + 0.3 image)
     weak+others   weak, 0.7 x cell + 0.3 x the mean of the image's other cells (4th place's rule)
     weak+rules    weak+others, cells at the image edge and faint cells x 0.8
     truth         the truth-mode model's per-cell output (an upper bound for weak labels)
@@ -236,9 +236,9 @@ def bench_quality(cfg: Config, settings: QualitySettings, out: Path) -> dict:
     sample, solution = data / "sample_submission.csv", data / "solution.csv"
     subs = {"floor": write_floor(sample, masks, out / "floor.csv")}
     rules = dict(OTHERS_RULE, border_weight=0.8, faint_weight=0.8)
-    plans = {"broadcast": ("image", dict(cell_weight=0.0)),
+    plans = {"broadcast": ("image", dict(cell_weight=0.0, image_score="whole")),
              "weak": ("cells", dict(cell_weight=1.0)),
-             "weak+image": ("cells", dict(image_model=str(out / "run_image"))),
+             "weak+image": ("cells", dict(cell_weight=0.7, image_score="whole", image_model=str(out / "run_image"))),
              "weak+others": ("cells", OTHERS_RULE),
              "weak+rules": ("cells", rules)}
     for method in settings.methods:
