@@ -75,3 +75,15 @@ def test_missing_and_invalid_files(tmp_path):
     bad.write_text("train: [1, 2\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+@pytest.mark.parametrize("mode", ["image", "cells", "truth", "mil", "oof"])
+def test_bench_quality_builds_a_valid_recipe_for_every_method(mode):
+    from hpa_scc.quality import QualitySettings, bench_train_config
+
+    cfg = bench_train_config(load_config(PROJECT / "configs" / "cpu.yaml"), QualitySettings(), mode)
+    if mode == "oof":
+        assert (cfg.train.mode, cfg.train.pseudo_rounds >= 1, cfg.train.pseudo_folds >= 2) == ("cells", True, True)
+    else:
+        assert (cfg.train.mode, cfg.train.pseudo_rounds) == (mode, 0)
+    assert cfg.model.size == (128 if mode == "image" else 96)

@@ -156,21 +156,28 @@ def write_floor(sample: Path, masks: Path, out: Path, confidence: float = 0.5) -
     return out
 
 
+def bench_train_config(cfg: Config, settings: QualitySettings, mode: str) -> Config:
+    """The recipe `cfg` set up to train the bench's `mode` model: image, cells, truth, mil or oof
+    (inherited labels, then out-of-fold relabelling: at least 1 round of 2 folds)."""
+    if mode == "oof":
+        train_cfg = replace(cfg.train, mode="cells", pseudo_rounds=max(1, cfg.train.pseudo_rounds),
+                            pseudo_folds=max(2, cfg.train.pseudo_folds))
+    else:
+        train_cfg = replace(cfg.train, mode=mode, pseudo_rounds=0, pseudo_folds=0)
+    model_cfg = cfg.model
+    if mode == "image":
+        train_cfg = replace(train_cfg, epochs=settings.image_epochs)
+        model_cfg = replace(model_cfg, size=settings.image_size)
+    return replace(cfg, train=train_cfg, model=model_cfg)
+
+
 def _train_mode(cfg: Config, settings: QualitySettings, mode: str, data: Path, masks: Path, run: Path,
                 cell_labels: Optional[Path]) -> float:
     """Train one model of the bench into `run` (resumes); returns seconds."""
     from .train import train
 
-    train_cfg = replace(cfg.train, mode=mode, pseudo_rounds=0, pseudo_folds=0)
-    model_cfg = cfg.model
-    if mode == "oof":
-        train_cfg = replace(cfg.train, mode="cells", pseudo_rounds=max(1, cfg.train.pseudo_rounds),
-                            pseudo_folds=max(2, cfg.train.pseudo_folds))
-    if mode == "image":
-        train_cfg = replace(train_cfg, epochs=settings.image_epochs)
-        model_cfg = replace(model_cfg, size=settings.image_size)
     start = time.perf_counter()
-    train(replace(cfg, train=train_cfg, model=model_cfg), data / "train", data / "train.csv", masks, run,
+    train(bench_train_config(cfg, settings, mode), data / "train", data / "train.csv", masks, run,
           cell_labels if mode == "truth" else None)
     return time.perf_counter() - start
 
