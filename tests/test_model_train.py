@@ -146,6 +146,19 @@ def test_mil_trains_the_per_cell_classifier(train_data, tmp_path):
         assert model.input_shape[1:] == (48, 48, 4) and model.output_shape[1:] == (19,)
 
 
+def test_bag_dataset_yields_the_batches_it_promises(train_data):
+    from hpa_scc.io import read_labels
+    from hpa_scc.train import CropSource, bag_steps, make_bag_dataset, make_examples
+
+    cfg = load_config(None, TINY + ["train.mode=mil", "train.mil_bag_size=4", "train.batch_size=8"])
+    masks = train_data / "masks"
+    examples = make_examples(cfg, train_data / "train", read_labels(train_data / "train.csv"), masks, cache=masks / "crops")
+    batches = list(make_bag_dataset(examples, CropSource(cfg, train_data / "train", masks, masks / "crops"), cfg))
+    assert len(batches) == bag_steps(examples, cfg)
+    x, y = batches[0]
+    assert tuple(x.shape[1:]) == (4, 48, 48, 4) and tuple(y["cells"].shape[1:]) == (4, 19)
+
+
 def test_bag_pooling_arithmetic():
     from hpa_scc.train import _bag_model_class
     from hpa_scc.model import build_classifier

@@ -16,13 +16,13 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterable, Iterator, Optional
 
 import cv2
 import numpy as np
 import pandas as pd
 
-from .classes import parse_label
+from .classes import format_label, parse_label
 from .errors import InputError
 
 CHANNELS = ("red", "green", "blue", "yellow")
@@ -191,6 +191,16 @@ def read_cell_labels(path: str | Path) -> dict[tuple[str, int], tuple[int, ...]]
         except (InputError, ValueError) as exc:
             raise InputError(f"{path} row {row_number}: {exc}") from None
     return table
+
+
+def write_labels(path: str | Path, labels: dict[str, Iterable[int]]) -> None:
+    """Write an image label table (ID,Label, as `read_labels` reads it) atomically, in dict order."""
+    atomic_write_text(path, "ID,Label\n" + "".join(f"{i},{format_label(labs)}\n" for i, labs in labels.items()))
+
+
+def write_cell_labels(path: str | Path, labels: dict[tuple[str, int], Iterable[int]]) -> None:
+    """Write a per-cell label table (ID,cell_id,Label, as `read_cell_labels` reads it) atomically, in dict order."""
+    atomic_write_text(path, "ID,cell_id,Label\n" + "".join(f"{i},{c},{format_label(labs)}\n" for (i, c), labs in labels.items()))
 
 
 def read_sample_submission(path: str | Path) -> list[SampleRow]:

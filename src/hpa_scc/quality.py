@@ -33,7 +33,7 @@ from typing import Optional
 
 import numpy as np
 
-from .classes import NEGATIVE, NUM_CLASSES, format_label
+from .classes import NEGATIVE, NUM_CLASSES
 from .config import Config, SynthConfig, replace
 
 
@@ -93,17 +93,17 @@ def _true_labels_by_image(data: Path) -> dict[str, dict[int, tuple[int, ...]]]:
 
 def write_transferred_labels(data: Path, masks: Path, ids: list[str], out: Path) -> None:
     """ID,cell_id,Label for the project's cells of `ids`, labels moved over from the truth."""
-    from .io import atomic_write_text, read_label_png
+    from .io import read_label_png, write_cell_labels
     from .segment import read_masks
 
     truth = _true_labels_by_image(data)
-    lines = ["ID,cell_id,Label\n"]
+    table = {}
     for image_id in ids:
         cells = read_masks(masks, image_id).cells
         true_cells = read_label_png(data / "truth" / f"{image_id}_cells.png")
         for cell_id, labels in sorted(transfer_cell_labels(cells, true_cells, truth.get(image_id, {})).items()):
-            lines.append(f"{image_id},{cell_id},{format_label(labels)}\n")
-    atomic_write_text(out, "".join(lines))
+            table[(image_id, cell_id)] = labels
+    write_cell_labels(out, table)
 
 
 def per_cell_truth(data: Path, masks: Path, ids: list[str], iou: float) -> dict[tuple[str, int], np.ndarray]:

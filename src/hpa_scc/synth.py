@@ -39,7 +39,7 @@ import numpy as np
 
 from .classes import NEGATIVE, format_label
 from .config import SynthConfig, config_to_dict
-from .io import CHANNELS, atomic_write_text, to_uint8, to_uint16, write_png
+from .io import CHANNELS, atomic_write_text, to_uint8, to_uint16, write_cell_labels, write_labels, write_png
 
 # Share of real train.csv images carrying each class 0-17 (Negative is drawn separately).
 CLASS_FREQUENCY = np.array(
@@ -512,11 +512,9 @@ def generate_dataset(cfg: SynthConfig, out: str | Path, progress: bool = True, w
 
     train = [r for r in records if r.split == "train"]
     test = [r for r in records if r.split == "test"]
-    atomic_write_text(out / "train.csv", "ID,Label\n" + "".join(f"{r.image_id},{format_label(r.image_labels)}\n" for r in train))
-    lines = ["ID,cell_id,Label\n"]
-    for r in records:
-        lines += [f"{r.image_id},{cid},{format_label(labs)}\n" for cid, labs in sorted(r.cell_labels.items())]
-    atomic_write_text(out / "cell_labels.csv", "".join(lines))
+    write_labels(out / "train.csv", {r.image_id: r.image_labels for r in train})
+    write_cell_labels(out / "cell_labels.csv",
+                      {(r.image_id, cid): labs for r in records for cid, labs in sorted(r.cell_labels.items())})
 
     from .encode import empty_mask_token
 

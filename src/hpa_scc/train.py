@@ -28,16 +28,19 @@ from .classes import NEGATIVE, NUM_CLASSES, to_multi_hot
 from .config import Config, save_config
 from .crops import load_or_make_crops, whole_image
 from .errors import InputError
-from .io import atomic_write_text, read_cell_labels, read_labels, read_rgby, remove_stale_temp_files
+from .io import (atomic_write_text, read_cell_labels, read_labels, read_rgby, remove_stale_temp_files, write_cell_labels,
+                 write_labels)
 
 
 @dataclass
 class Example:
-    """One training item: a cell crop (cell_index >= 0) or a whole image (-1), and its target (19,)."""
+    """One training item: a cell crop (cell_index >= 0 into the image's crops; cell_id its mask
+    label) or a whole image (-1), and its target (19,)."""
 
     image_id: str
     cell_index: int
     target: np.ndarray
+    cell_id: int = -1
 
 
 def make_examples(cfg: Config, images: Path, labels: dict[str, tuple[int, ...]], masks: Path,
@@ -56,14 +59,14 @@ def make_examples(cfg: Config, images: Path, labels: dict[str, tuple[int, ...]],
         crops = load_or_make_crops(images, masks, image_id, cfg.crops, cache, cfg.model.channels)
         n = min(len(crops.cell_ids), cfg.train.max_cells_per_image)
         for k in range(n):
+            cell_id = int(crops.cell_ids[k])
             if mode == "truth":
-                key = (image_id, int(crops.cell_ids[k]))
-                if key not in cell_labels:
-                    raise InputError(f"cell labels lack image {image_id} cell {key[1]}")
-                target = to_multi_hot(cell_labels[key])
+                if (image_id, cell_id) not in cell_labels:
+                    raise InputError(f"cell labels lack image {image_id} cell {cell_id}")
+                target = to_multi_hot(cell_labels[(image_id, cell_id)])
             else:
                 target = to_multi_hot(image_labels)
-            examples.append(Example(image_id, k, target))
+            examples.append(Example(image_id, k, target, cell_id))
     if not examples:
         raise InputError(f"no training examples: no cells found for the images in {images}")
     return examples
@@ -159,6 +162,17 @@ def make_dataset(examples: list[Example], source: CropSource, cfg: Config, train
     return ds.batch(cfg.train.batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+def _bags_per_batch(cfg: Config) -> int:
+    return max(1, cfg.train.batch_size // cfg.train.mil_bag_size)
+
+
+def bag_steps(examples: list[Example], cfg: Config) -> int:
+    """Batches in one epoch of `make_bag_dataset`: ceil(n / K) bags per image, B bags a batch."""
+    per_image = np.unique([e.image_id for e in examples], return_counts=True)[1]
+    bags = int(np.sum(-(-per_image // cfg.train.mil_bag_size)))
+    return -(-bags // _bags_per_batch(cfg))
+
+
 def make_bag_dataset(examples: list[Example], source: CropSource, cfg: Config):
     """tf.data of MIL bags for training: (float32 B x K x S x S x C in [0, 255], {"image": B x 19,
     "cells": B x K x 19}) with K = train.mil_bag_size and B = max(1, batch_size // K) images.
@@ -198,7 +212,7 @@ def make_bag_dataset(examples: list[Example], source: CropSource, cfg: Config):
     if cfg.train.augment.enabled and cfg.train.augment.rot90:  # one turn per bag
         ds = ds.map(lambda x, y, c: (tf.image.rot90(x, tf.random.uniform((), 0, 4, tf.int32, seed=cfg.train.seed)), y, c),
                     num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.batch(max(1, cfg.train.batch_size // k))
+    ds = ds.batch(_bags_per_batch(cfg))
     augment = make_augmenter(cfg)
 
     def finish(x, y, c):
@@ -358,7 +372,7 @@ def pseudo_labels(examples: list[Example], scores: np.ndarray, keep: float, mini
                 target[c] = 1.0
         if not target.any():
             target[NEGATIVE] = 1.0
-        out.append(Example(ex.image_id, ex.cell_index, target))
+        out.append(Example(ex.image_id, ex.cell_index, target, ex.cell_id))
     return out
 
 
@@ -546,9 +560,7 @@ def train(cfg: Config, images: str | Path, labels_csv: str | Path, masks: str | 
         first_epoch = round_index * cfg.train.epochs
         if initial < cfg.train.epochs:
             if cfg.train.mode == "mil":
-                k = cfg.train.mil_bag_size
-                per_image = np.unique([e.image_id for e in examples], return_counts=True)[1]
-                steps = -(-int(np.sum(-(-per_image // k))) // max(1, cfg.train.batch_size // k))
+                steps = bag_steps(examples, cfg)
                 dataset = make_bag_dataset(examples, source, cfg)
             else:
                 steps = -(-len(examples) // cfg.train.batch_size)
@@ -577,17 +589,10 @@ def fold_split(ids: list[str], folds: int, seed: int) -> list[list[str]]:
     return [sorted(part.tolist()) for part in np.array_split(order, folds)]
 
 
-def _write_labels_csv(path: Path, labels: dict[str, tuple[int, ...]]) -> None:
-    from .classes import format_label
-
-    atomic_write_text(path, "ID,Label\n" + "".join(f"{i},{format_label(labels[i])}\n" for i in sorted(labels)))
-
-
 def out_of_fold_labels(cfg: Config, images: Path, labels: dict[str, tuple[int, ...]], masks: Path, fold_run: Path,
-                       held_out: list[str]) -> list[str]:
+                       held_out: list[str]) -> dict[tuple[str, int], tuple[int, ...]]:
     """Relabel the held-out images' cells with the fold model in `fold_run`: each image label is
-    kept on a cell where the model's score passes `pseudo_labels`; returns ID,cell_id,Label lines."""
-    from .classes import format_label
+    kept on a cell where the model's score passes `pseudo_labels`; returns {(ID, cell_id): labels}."""
     from .model import load_classifier
 
     cells_cfg = _with_train(cfg, mode="cells")
@@ -596,9 +601,7 @@ def out_of_fold_labels(cfg: Config, images: Path, labels: dict[str, tuple[int, .
     source = CropSource(cells_cfg, images, masks, cache)
     scores = predict_examples(load_classifier(fold_run / "model.keras"), examples, source, cells_cfg)
     relabelled = pseudo_labels(examples, scores, cfg.train.pseudo_keep, cfg.train.pseudo_min)
-    cell_ids = {i: load_or_make_crops(images, masks, i, cfg.crops, cache, cfg.model.channels).cell_ids for i in held_out}
-    return [f"{e.image_id},{int(cell_ids[e.image_id][e.cell_index])},{format_label(np.flatnonzero(e.target).tolist())}\n"
-            for e in relabelled]
+    return {(e.image_id, e.cell_id): tuple(np.flatnonzero(e.target).tolist()) for e in relabelled}
 
 
 def _with_train(cfg: Config, **changes) -> Config:
@@ -625,18 +628,19 @@ def train_oof(cfg: Config, images: str | Path, labels_csv: str | Path, masks: st
     for round_index in range(1, cfg.train.pseudo_rounds + 1):
         out = oof / f"r{round_index}_cell_labels.csv"
         if not out.is_file():
-            lines = ["ID,cell_id,Label\n"]
+            relabelled: dict[tuple[str, int], tuple[int, ...]] = {}
             folds = fold_split(list(labels), cfg.train.pseudo_folds, cfg.train.seed + round_index)
             for fold_index, held_out in enumerate(folds):
                 fold_run = oof / f"r{round_index}_f{fold_index}"
                 fold_labels = fold_run.with_suffix(".labels.csv")
-                _write_labels_csv(fold_labels, {i: labels[i] for i in labels if i not in set(held_out)})
+                trained_on = set(labels) - set(held_out)
+                write_labels(fold_labels, {i: labels[i] for i in sorted(trained_on)})
                 fold_cfg = _with_train(cfg, pseudo_rounds=0, pseudo_folds=0, mode=cfg.train.mode if table is None else "truth")
                 print(f"out-of-fold round {round_index}, fold {fold_index + 1}/{len(folds)}: "
                       f"{len(labels) - len(held_out)} training images, {len(held_out)} relabelled")
                 train(fold_cfg, images, fold_labels, masks, fold_run, table)
-                lines += out_of_fold_labels(cfg, images, labels, masks, fold_run, held_out)
-            atomic_write_text(out, "".join(lines))
+                relabelled.update(out_of_fold_labels(cfg, images, labels, masks, fold_run, held_out))
+            write_cell_labels(out, relabelled)
         table = out
     return train(_with_train(cfg, mode="truth", pseudo_rounds=0, pseudo_folds=0), images, labels_csv, masks, run, table)
 
