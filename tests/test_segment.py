@@ -170,3 +170,54 @@ def test_real_images(real_data):
     reference = read_label_png(real_data / "hpacellseg_masks" / f"{image_id}_predictedmask.png")
     assert seg.cells.shape == rgby.shape[:2] and seg.cells.dtype == np.uint16
     assert 0.5 * reference.max() <= seg.n_cells <= 2 * reference.max()
+
+
+def test_log_threshold_keeps_faint_cytoplasm(rng):
+    from hpa_scc.segment import _threshold
+
+    yy, xx = np.mgrid[:200, :200]
+    radius = np.hypot(yy - 100, xx - 100)
+    plane = np.select([radius < 40, radius < 70], [1.0, 0.04], 0.002)  # bright centre, faint edge, background
+    plane = np.clip(plane + rng.normal(0, 0.001, plane.shape), 0, None).astype(np.float32)
+    ring, background = (radius >= 45) & (radius < 65), radius >= 75
+    linear = _threshold(plane, 1.0)
+    logged = _threshold(plane, 1.0, log_floor=0.001)
+    assert (plane[ring] > linear).mean() < 0.5  # a linear Otsu cut drops most of the faint edge
+    assert (plane[ring] > logged).mean() > 0.99  # the log-space cut keeps it...
+    assert (plane[background] > logged).mean() < 0.01  # ... and still drops the background
+
+
+def test_cell_agreement_names_missed_and_extra_cells():
+    from hpa_scc.segment_bench import cell_agreement
+
+    reference = np.zeros((60, 60), np.uint16)
+    reference[5:25, 5:25] = 1
+    reference[35:55, 35:55] = 2
+    pred = np.zeros_like(reference)
+    pred[5:25, 5:25] = 3  # same cell, other ID
+    pred[35:45, 5:25] = 4  # no reference cell there
+    result = cell_agreement(pred, reference)
+    assert (result["tp"], result["n_pred"], result["n_reference"]) == (1, 2, 2)
+    assert result["missed"] == [2] and result["extra"] == [4]
+    assert result["f1"] == pytest.approx(0.5) and result["mean_iou"] == pytest.approx(1.0)
+
+
+def test_bench_segment_on_a_real_image(real_data, tmp_path):
+    import shutil
+
+    from hpa_scc.segment_bench import bench_real
+
+    image_id = list_image_ids(real_data / "images")[0]
+    (tmp_path / "real" / "images").mkdir(parents=True)
+    (tmp_path / "real" / "hpacellseg_masks").mkdir()
+    for path in (real_data / "images").glob(f"{image_id}_*.png"):
+        shutil.copy(path, tmp_path / "real" / "images")
+    shutil.copy(real_data / "hpacellseg_masks" / f"{image_id}_predictedmask.png", tmp_path / "real" / "hpacellseg_masks")
+    figures = bench_real(tmp_path / "real", CFG, tmp_path / "out")
+    row = figures["images"][image_id]
+    assert row["n_reference"] == read_label_png(real_data / "hpacellseg_masks" / f"{image_id}_predictedmask.png").max()
+    assert 0.5 <= row["f1"] <= 1.0 and figures["total"]["mean_f1"] == row["f1"]
+    import cv2
+
+    overlay = cv2.imread(str(tmp_path / "out" / "overlays" / f"{image_id}.png"))
+    assert overlay is not None and max(overlay.shape[:2]) == 1024

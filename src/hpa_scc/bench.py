@@ -88,52 +88,6 @@ def bench_score(n_images: int = 559, size: int = 2048, n_cells: int = 25, layout
     return {"images": n_images, "detections": triples, "seconds": seconds, "map": result.map}
 
 
-def bench_segment(real: Optional[Path] = None, n_synth: int = 8, synth_size: int = 1024) -> dict:
-    """Cell agreement with the reference masks (real images) and synthetic truth; s/image; peak RSS."""
-    from .config import SegmentConfig, SynthConfig
-    from .io import find_shared_data, list_image_ids, read_label_png, read_rgby
-    from .segment import f1_score, match_cells, segment_classical
-    from .synth import generate_image
-
-    cfg = SegmentConfig()
-    real = real or find_shared_data()
-    figures: dict = {"real": {}}
-    seconds = []
-    if real is not None:
-        for image_id in list_image_ids(real / "images"):
-            rgby = read_rgby(real / "images", image_id)
-            reference = read_label_png(real / "hpacellseg_masks" / f"{image_id}_predictedmask.png")
-            start = time.perf_counter()
-            seg = segment_classical(rgby, cfg)
-            elapsed = time.perf_counter() - start
-            seconds.append(elapsed * 2048 ** 2 / (rgby.shape[0] * rgby.shape[1]))
-            tp, n_pred, n_truth = match_cells(seg.cells, reference)
-            p, r, f1 = f1_score(tp, n_pred, n_truth)
-            figures["real"][image_id] = f1
-            print(f"real {image_id[:8]} {rgby.shape[1]}x{rgby.shape[0]}: cells {n_pred} vs {n_truth} reference, "
-                  f"P {p:.2f} R {r:.2f} F1 {f1:.2f}, {elapsed:.2f} s")
-        values = list(figures["real"].values())
-        figures["real_median_f1"] = float(np.median(values))
-        print(f"real images: median F1 {np.median(values):.3f} (min {min(values):.2f}, max {max(values):.2f})")
-    else:
-        print("real images: ../shared/data/hpa_real not found, skipped")
-    totals = np.zeros(3, int)
-    for k in range(n_synth):
-        image = generate_image(1000 + k, synth_size, SynthConfig())
-        seg = segment_classical(image.rgby, cfg)
-        totals += match_cells(seg.cells, image.cells)
-    p, r, f1 = f1_score(*totals.tolist())
-    figures["synth_f1"] = f1
-    print(f"synthetic ({n_synth} images {synth_size}x{synth_size}): P {p:.3f} R {r:.3f} F1 {f1:.3f}")
-    if seconds:
-        figures["seconds_per_2048"] = float(np.mean(seconds))
-        print(f"speed: {np.mean(seconds):.2f} s per 2048x2048 image (one process, {os.cpu_count()} cores visible)")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    figures["peak_rss_mb"] = peak
-    print(f"peak memory (RSS of this process): {peak:.0f} MB")
-    return figures
-
-
 def _bench_data(root: Path, n_train: int, size: int, seed: int = 0):
     """A synthetic training set; its truth masks double as the mask cache (same file names)."""
     from .config import SynthConfig

@@ -132,7 +132,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         elif target == "score":
             bench.bench_score(n_images=args.images)
         elif target == "segment":
-            bench.bench_segment()
+            from .segment_bench import bench_segment
+
+            bench_segment(_config(args).segment, Path(args.out or "bench/segment"),
+                          real=Path(args.real) if args.real else None)
         elif target == "train":
             bench.bench_train()
         elif target == "predict":
@@ -260,7 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", type=int, nargs="+", default=[384], help="bench quality: image sides, px")
     p.add_argument("--methods", nargs="*", default=[], choices=["mil", "oof"],
                    help="bench quality: extra weak-label methods to train and score (mil, oof)")
-    p.add_argument("--out", help="bench quality: output folder (default bench/quality_seedN; reused when present)")
+    p.add_argument("--out", help="bench quality / segment: output folder (default bench/quality_seedN, bench/segment; "
+                   "reused when present)")
+    p.add_argument("--real", help="bench segment: folder of real images with hpacellseg masks (default ../shared/data/hpa_real)")
     p.add_argument("--images", type=int, default=559, help="images for bench score")
     p.add_argument("--epochs", type=int, default=6, help="epochs a round for bench weak")
     p.add_argument("--predict-images", type=int, default=16, help="synthetic 2048² test images for bench predict")

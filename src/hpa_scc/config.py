@@ -84,7 +84,12 @@ class SegmentConfig:
     nucleus_threshold: float = 1.0  # 1 = Otsu; 0 = background level (see segment._threshold)
     split_min_distance: int = 20  # min distance between nucleus seeds, px at 2048
     split_footprint: float = 1.0  # h-maxima depth as a fraction of a typical nucleus radius
-    cell_threshold: float = 0.25  # between background (0) and Otsu (1) of the cell signal
+    # Cell foreground: the smoothed red + yellow (+ blue) signal, normalised to its 99.5th percentile,
+    # above a cut between background (0) and Otsu (1) of log(signal + cell_signal_floor). In log space
+    # the faint cytoplasm at a cell's edge counts as cell; a linear Otsu cut in dense fields fell
+    # between bright and dim cytoplasm (README, segmentation).
+    cell_threshold: float = 1.0
+    cell_signal_floor: float = 0.001
     cell_max_distance: int = 400  # a cell reaches at most this far from its nucleus, px at 2048
     nuclei_model: Optional[str] = None  # hpacellseg nuclei U-Net weights (local file)
     cell_model: Optional[str] = None  # hpacellseg cell U-Net weights (local file)

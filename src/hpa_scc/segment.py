@@ -69,14 +69,18 @@ def _normalise(plane: np.ndarray) -> np.ndarray:
     return plane / top if top > 1e-6 else plane
 
 
-def _threshold(plane: np.ndarray, factor: float) -> float:
+def _threshold(plane: np.ndarray, factor: float, log_floor: Optional[float] = None) -> float:
     """Background level + factor x (Otsu threshold - background level).
 
     The background level is the median of the pixels below Otsu's threshold, so a camera
     offset or a haze does not move the cut; factor 1 is plain Otsu. inf for a flat plane.
+    log_floor: work on log(plane + log_floor) instead, so that faint and bright foreground
+    weigh alike (a fluorescence signal spans decades); the result is in the plane's units.
     """
     if float(plane.max()) - float(plane.min()) < 1e-6:
         return float("inf")
+    if log_floor is not None:
+        return float(np.exp(_threshold(np.log(plane + log_floor), factor)) - log_floor)
     otsu = float(threshold_otsu(plane))
     below = plane[plane < otsu]
     background = float(np.median(below)) if below.size else 0.0
@@ -187,7 +191,7 @@ def segment_classical(rgby: np.ndarray, cfg: SegmentConfig) -> Segmentation:
         return Segmentation(empty, empty.copy())
 
     signal = cv2.GaussianBlur(cell_signal(small), (0, 0), 2.0 * px * 4)
-    foreground = signal > _threshold(signal, cfg.cell_threshold)
+    foreground = signal > _threshold(signal, cfg.cell_threshold, log_floor=cfg.cell_signal_floor)
     foreground |= nuclei > 0
     reach = cv2.distanceTransform((nuclei == 0).astype(np.uint8), cv2.DIST_L2, 5)
     foreground &= reach <= cfg.cell_max_distance * px
