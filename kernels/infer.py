@@ -18,7 +18,9 @@
 #
 # Paths come from `/kaggle/input` and `/kaggle/working`, or from the environment variables
 # `HPA_SCC_INPUT` and `HPA_SCC_WORKING` (that is how the project's tests run this file).
-# `HPA_SCC_SET` holds extra config overrides, separated by `;` (e.g. `predict.engine=onnx`).
+# `HPA_SCC_CONFIG` names the config (default `default.yaml`, the file shipped inside the package: the
+# full recipe's predict settings); `HPA_SCC_SET` holds overrides, separated by `;` (e.g.
+# `predict.engine=onnx`). The crop and model settings come from the model's own config.yaml.
 
 # %%
 import os
@@ -31,6 +33,7 @@ WORKING = Path(os.environ.get("HPA_SCC_WORKING", "/kaggle/working"))
 COMPETITION = INPUT / "hpa-single-cell-image-classification"
 WHEELS = INPUT / "hpa-scc-wheels"
 MODEL = INPUT / "hpa-scc-model"
+CONFIG = os.environ.get("HPA_SCC_CONFIG", "default.yaml")  # a file, or a config shipped in the package
 OVERRIDES = [item for item in os.environ.get("HPA_SCC_SET", "").split(";") if item.strip()]
 
 # %% [markdown]
@@ -48,7 +51,8 @@ if WHEELS.is_dir():
 from hpa_scc.config import load_config
 from hpa_scc.predict import predict_submission
 
-cfg = load_config(None, OVERRIDES)
+cfg = load_config(CONFIG, OVERRIDES)
+print(f"config {CONFIG}, overrides {OVERRIDES}")
 WORKING.mkdir(parents=True, exist_ok=True)
 result = predict_submission(cfg, MODEL, COMPETITION / "test", COMPETITION / "sample_submission.csv",
                             WORKING / "submission.csv", masks=WORKING / "masks")

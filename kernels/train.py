@@ -16,7 +16,8 @@
 # dataset of the inference kernel.
 #
 # Environment variables (all optional): `HPA_SCC_INPUT`, `HPA_SCC_WORKING` (paths),
-# `HPA_SCC_SET` (config overrides separated by `;`), `HPA_SCC_LIMIT` (train on the first N
+# `HPA_SCC_CONFIG` (the config: a file, or a name shipped in the package; default `default.yaml`,
+# the full GPU recipe), `HPA_SCC_SET` (config overrides separated by `;`), `HPA_SCC_LIMIT` (train on the first N
 # images only), `HPA_SCC_EXPORT_ONNX` (1 = also export model.onnx for CPU inference; default 1).
 
 # %%
@@ -29,6 +30,7 @@ INPUT = Path(os.environ.get("HPA_SCC_INPUT", "/kaggle/input"))
 WORKING = Path(os.environ.get("HPA_SCC_WORKING", "/kaggle/working"))
 COMPETITION = INPUT / "hpa-single-cell-image-classification"
 WHEELS = INPUT / "hpa-scc-wheels"
+CONFIG = os.environ.get("HPA_SCC_CONFIG", "default.yaml")  # a file, or a config shipped in the package
 OVERRIDES = [item for item in os.environ.get("HPA_SCC_SET", "").split(";") if item.strip()]
 LIMIT = int(os.environ.get("HPA_SCC_LIMIT", "0"))
 EXPORT_ONNX = os.environ.get("HPA_SCC_EXPORT_ONNX", "1") == "1"
@@ -46,7 +48,8 @@ from hpa_scc.config import load_config
 from hpa_scc.io import atomic_write_text, read_labels
 from hpa_scc.segment import segment_folder
 
-cfg = load_config(None, OVERRIDES)
+cfg = load_config(CONFIG, OVERRIDES)
+print(f"config {CONFIG}, overrides {OVERRIDES}")
 labels = read_labels(COMPETITION / "train.csv")
 ids = list(labels)[:LIMIT] if LIMIT else list(labels)
 labels_csv = WORKING / "train_subset.csv"

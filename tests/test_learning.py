@@ -39,7 +39,8 @@ def _held_out_cells(root, cfg):
     labels = read_cell_labels(root / "cell_labels.csv")
     crops, targets, images = [], [], []
     for image_id in list_image_ids(root / "test"):
-        cut = load_or_make_crops(root / "test", root / "truth", image_id, cfg.crops, None, cfg.model.channels)
+        cut = load_or_make_crops(root / "test", root / "truth", image_id, cfg.crops, cfg.model.size, None,
+                                 cfg.model.channels)
         crops.append(cut.crops)
         targets += [to_multi_hot(labels[(image_id, int(c))]) for c in cut.cell_ids]
         images += [image_id] * len(cut.cell_ids)

@@ -19,7 +19,7 @@ from conftest import TINY_RUN_SETTINGS
 def _spec(tiny_run, split="test", whole=True):
     settings = read_run_settings(tiny_run["run"])
     return PrepareSpec(str(tiny_run["data"] / split), str(tiny_run["masks"]), tiny_run["cfg"].segment,
-                       settings.crops, settings.channels, settings.size if whole else None)
+                       settings.crops, settings.size, settings.channels, settings.size if whole else None)
 
 
 def test_stream_maps_every_cell_of_images_of_different_sizes_back_to_its_row(tiny_run):
@@ -178,3 +178,56 @@ def test_bad_inputs_name_the_problem(tiny_run, tmp_path):
                            masks=tiny_run["masks"], progress=False)
     with pytest.raises(InputError, match="not a training run"):
         predict_submission(cfg, tmp_path, data / "test", data / "sample_submission.csv", tmp_path / "z.csv", progress=False)
+
+
+def test_training_and_prediction_feed_the_model_the_same_pixels(tiny_run, tmp_path):
+    """Crops cut at 48 px for a 32 px model: the training pipeline's input for a cell equals the
+    input prediction builds for that cell, pixel for pixel."""
+    from hpa_scc.config import load_config
+    from hpa_scc.train import CropSource, make_examples
+
+    cfg = load_config(None, TINY_RUN_SETTINGS + ["crops.size=48", "model.size=32", "train.mode=cells"])
+    images, masks = tiny_run["data"] / "test", tiny_run["masks"]
+    ids = list_image_ids(images)[:2]
+    labels = {i: (0,) for i in ids}
+    examples = make_examples(cfg, images, labels, masks, cache=tmp_path / "crops")
+    source = CropSource(cfg, images, masks, tmp_path / "crops")
+    spec = PrepareSpec(str(images), str(masks), cfg.segment, cfg.crops, cfg.model.size, cfg.model.channels, None)
+    prepared = {i: prepare_image(spec, i) for i in ids}
+    assert len(examples) == sum(len(p.cell_ids) for p in prepared.values())
+    for example in examples:
+        fed_in_training = source.pixels(example)
+        image = prepared[example.image_id]
+        fed_in_prediction = image.crops[list(image.cell_ids).index(example.cell_id)]
+        assert fed_in_training.shape == (32, 32, 4)
+        np.testing.assert_array_equal(fed_in_training, fed_in_prediction)
+
+
+def test_crop_cache_follows_the_masks(tiny_run, tmp_path):
+    """A crop cache file is cut again when the image's masks change, or when it is unreadable."""
+    import shutil
+    import warnings
+
+    from hpa_scc.config import CropConfig
+    from hpa_scc.crops import cache_path, load_or_make_crops
+    from hpa_scc.segment import Segmentation, read_masks, write_masks
+
+    images = tiny_run["data"] / "test"
+    image_id = list_image_ids(images)[0]
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for path in tiny_run["masks"].glob(f"{image_id}_*.png"):
+        shutil.copy(path, masks)
+    cfg, cache = CropConfig(size=32), tmp_path / "crops"
+    first = load_or_make_crops(images, masks, image_id, cfg, 32, cache)
+    seg = read_masks(masks, image_id)
+    kept = np.where(seg.cells == 1, 0, seg.cells)  # re-segmented: cell 1 is gone
+    write_masks(masks, image_id, Segmentation(kept, np.where(seg.nuclei == 1, 0, seg.nuclei)))
+    second = load_or_make_crops(images, masks, image_id, cfg, 32, cache)
+    assert 1 in first.cell_ids and 1 not in second.cell_ids and len(second.cell_ids) == len(first.cell_ids) - 1
+    cache_path(cache, image_id, cfg, 32, 4).write_bytes(b"not an npz")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        third = load_or_make_crops(images, masks, image_id, cfg, 32, cache)
+    assert any("unreadable" in str(w.message) for w in caught)
+    np.testing.assert_array_equal(third.crops, second.crops)

@@ -221,3 +221,10 @@ def test_bench_segment_on_a_real_image(real_data, tmp_path):
 
     overlay = cv2.imread(str(tmp_path / "out" / "overlays" / f"{image_id}.png"))
     assert overlay is not None and max(overlay.shape[:2]) == 1024
+
+
+def test_segmenter_is_built_once_per_process():
+    from hpa_scc.segment import shared_segmenter
+
+    assert shared_segmenter(SegmentConfig()) is shared_segmenter(SegmentConfig())
+    assert shared_segmenter(SegmentConfig(scale=0.5)) is not shared_segmenter(SegmentConfig())

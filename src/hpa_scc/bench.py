@@ -157,7 +157,7 @@ def bench_weak_labels(n_train: int = 60, n_val: int = 20, size: int = 384, model
         crops_cfg = load_config(None, base)
         val_x, val_y = [], []
         for image_id in read_labels(val_labels_csv):
-            crops = load_or_make_crops(val_images, val_masks, image_id, crops_cfg.crops, None, 4)
+            crops = load_or_make_crops(val_images, val_masks, image_id, crops_cfg.crops, model_size, None, 4)
             val_x.append(crops.crops)
             val_y += [to_multi_hot(val_cells[(image_id, int(c))]) for c in crops.cell_ids]
         val_x = np.concatenate(val_x).astype(np.float32)
@@ -218,7 +218,7 @@ def bench_predict(n_images: int = 16, size: int = 2048, model_size: int = 128, b
         seg_seconds = (time.perf_counter() - start) / len(list_image_ids(images))
         figures["segment_s_per_image"] = seg_seconds
         print(f"segmentation: {seg_seconds:.2f} s per {size}² image ({cfg.segment.workers} processes)")
-        spec = PrepareSpec(str(images), str(masks), cfg.segment, cfg.crops, cfg.model.channels, None)
+        spec = PrepareSpec(str(images), str(masks), cfg.segment, cfg.crops, cfg.model.size, cfg.model.channels, None)
         ids = list_image_ids(images)
         list(prepared_stream(ids[:2], spec, cfg.predict.workers, cfg.predict.prefetch))  # start-up, page cache
         start = time.perf_counter()

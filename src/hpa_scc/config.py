@@ -357,13 +357,30 @@ def _deep_copy(values: dict) -> dict:
     return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in values.items()}
 
 
+def packaged_configs() -> Path:
+    """The folder of the config files shipped inside the package (`configs/` links to it)."""
+    return Path(__file__).resolve().parent / "configs"
+
+
+def resolve_config_path(path: str | Path) -> Path:
+    """A config file on disk, or else the shipped file of that name (`default.yaml`,
+    `configs/default.yaml`): after a wheel install the project's configs/ folder is not there."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    shipped = packaged_configs() / path.name
+    if path.suffix in (".yaml", ".yml") and path.parent in (Path("."), Path("configs")) and shipped.is_file():
+        return shipped
+    available = ", ".join(sorted(p.name for p in packaged_configs().glob("*.yaml")))
+    raise ConfigError(f"config file {path} does not exist (shipped configs: {available})")
+
+
 def load_config(path: Optional[str | Path] = None, overrides: Optional[list[str]] = None) -> Config:
-    """Load a YAML config file (None = built-in defaults) and apply overrides."""
+    """Load a YAML config file (None = built-in defaults) and apply overrides. `path` may name a
+    shipped config (`default.yaml`, `configs/cpu.yaml`) from any working directory."""
     values: dict = {}
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
+        path = resolve_config_path(path)
         try:
             loaded = yaml.safe_load(path.read_text())
         except yaml.YAMLError as exc:

@@ -1,9 +1,11 @@
 """Cell crops: one square, fixed-size RGBY crop per cell, and an on-disk crop cache.
 
 A crop is the cell's bounding box padded to a square (plus `padding`), pixels outside the
-cell zeroed when `zero_background`, resized to `size` x `size`. Crops are uint8 in the cache
-(N x S x S x 4) and float32 in [0, 255] when fed to the model (Keras EfficientNet rescales
-inside the model).
+cell zeroed when `zero_background`, resized to `crops.size` x `crops.size`, then to the model's
+input side (`model_crops`: the one function that feeds training and prediction alike). Crops
+are uint8 in the cache (N x S x S x C) and float32 in [0, 255] when fed to the model (Keras
+EfficientNet rescales inside the model). A cached file records the hash of the mask it was cut
+from: a re-segmented image's crops are cut again.
 """
 
 from __future__ import annotations
@@ -69,29 +71,78 @@ def cell_crops(rgby: np.ndarray, cells: np.ndarray, cfg: CropConfig, image_id: s
                      np.array(ids, np.int32), np.array(out_boxes, np.int32).reshape(-1, 4))
 
 
+def fit_to_model(crop: np.ndarray, size: int) -> np.ndarray:
+    """uint8 S x S x C crop -> uint8 size x size x C (area resize; unchanged when S == size)."""
+    if crop.shape[0] == size:
+        return crop
+    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA).reshape(size, size, crop.shape[2])
+
+
+def model_crops(rgby: np.ndarray, cells: np.ndarray, cfg: CropConfig, model_size: int, image_id: str = "",
+                channels: int = 4) -> CellCrops:
+    """The model's input crops of every cell: cut at `cfg.size`, then resized to `model_size`
+    (uint8 N x model_size x model_size x C). Training and prediction both call this."""
+    cut = cell_crops(rgby, cells, cfg, image_id, channels)
+    fitted = np.stack([fit_to_model(c, model_size) for c in cut.crops]) if len(cut.crops) else \
+        np.zeros((0, model_size, model_size, channels), np.uint8)
+    return CellCrops(image_id, fitted, cut.cell_ids, cut.boxes)
+
+
 def whole_image(rgby: np.ndarray, size: int, channels: int = 4) -> np.ndarray:
     """The whole image resized to size x size, uint8 (for `image` mode and image-level scores)."""
     small = cv2.resize(rgby[..., :channels], (size, size), interpolation=cv2.INTER_AREA)
     return np.clip(np.rint(small * 255), 0, 255).astype(np.uint8).reshape(size, size, channels)
 
 
-def cache_path(cache_dir: str | Path, image_id: str, cfg: CropConfig, channels: int) -> Path:
-    tag = f"s{cfg.size}_p{cfg.padding:g}_z{int(cfg.zero_background)}_c{channels}"
+def cache_path(cache_dir: str | Path, image_id: str, cfg: CropConfig, model_size: int, channels: int) -> Path:
+    """MASKDIR/crops/TAG/ID.npz, TAG naming every setting that changes the crops' pixels."""
+    tag = f"s{cfg.size}_m{model_size}_p{cfg.padding:g}_z{int(cfg.zero_background)}_c{channels}"
     return Path(cache_dir) / tag / f"{validate_id(image_id)}.npz"
 
 
-def load_or_make_crops(images: str | Path, masks: str | Path, image_id: str, cfg: CropConfig,
+def mask_stamp(masks: str | Path, image_id: str) -> str:
+    """Hash of an image's cached cell mask file (ties a crop cache file to the mask it was cut from)."""
+    from .io import file_sha256
+    from .segment import mask_paths, read_masks
+
+    cells_path = mask_paths(masks, image_id)[0]
+    if not cells_path.is_file():
+        read_masks(masks, image_id)  # raises the InputError that names the missing mask
+    return file_sha256(cells_path)[:16]
+
+
+def _read_cache(path: Path, image_id: str, stamp: str) -> Optional[CellCrops]:
+    """Cached crops when the file is readable and was cut from the mask with this stamp; else None
+    (a corrupt file or one cut from other masks is rebuilt, with a warning for a corrupt one)."""
+    import warnings
+
+    try:
+        with np.load(path) as data:
+            recorded = str(data["mask_stamp"]) if "mask_stamp" in data.files else None
+            if recorded != stamp:
+                return None
+            return CellCrops(image_id, data["crops"], data["cell_ids"], data["boxes"])
+    except Exception as error:  # noqa: BLE001 - any unreadable cache file is rebuilt
+        warnings.warn(f"crop cache {path} is unreadable ({error.__class__.__name__}); cutting the crops again")
+        return None
+
+
+def load_or_make_crops(images: str | Path, masks: str | Path, image_id: str, cfg: CropConfig, model_size: int,
                        cache_dir: Optional[str | Path] = None, channels: int = 4) -> CellCrops:
-    """Crops of one image, from the cache when present (else cut from PNGs and cached)."""
+    """`model_crops` of one image from its cached masks, through the crop cache when given."""
     from .segment import read_masks
 
-    path = cache_path(cache_dir, image_id, cfg, channels) if cache_dir else None
+    path = cache_path(cache_dir, image_id, cfg, model_size, channels) if cache_dir else None
+    stamp = mask_stamp(masks, image_id)
     if path is not None and path.is_file():
-        with np.load(path) as data:
-            return CellCrops(image_id, data["crops"], data["cell_ids"], data["boxes"])
-    crops = cell_crops(read_rgby(images, image_id), read_masks(masks, image_id).cells, cfg, image_id, channels)
+        cached = _read_cache(path, image_id, stamp)
+        if cached is not None:
+            return cached
+    crops = model_crops(read_rgby(images, image_id), read_masks(masks, image_id).cells, cfg, model_size, image_id,
+                        channels)
     if path is not None:
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as handle:
-                np.savez_compressed(handle, crops=crops.crops, cell_ids=crops.cell_ids, boxes=crops.boxes)
+                np.savez_compressed(handle, crops=crops.crops, cell_ids=crops.cell_ids, boxes=crops.boxes,
+                                    mask_stamp=np.array(stamp))
     return crops

@@ -51,7 +51,8 @@ class PrepareSpec:
     images: str
     masks: Optional[str]  # mask cache folder; None = segment in memory
     segment: SegmentConfig
-    crops: CropConfig  # crops.size is the model input side
+    crops: CropConfig  # the training run's crop settings
+    model_size: int  # the model's input side, px
     channels: int
     whole_size: Optional[int]  # side of the whole-image input (image_score: whole), None = no whole pass
 
@@ -78,7 +79,7 @@ class PreparedImage:
 
 def prepare_image(spec: PrepareSpec, image_id: str) -> PreparedImage:
     """Read, segment (or read cached masks), crop and encode one image."""
-    from .crops import cell_crops, whole_image
+    from .crops import model_crops, whole_image
     from .encode import encode_label_image
     from .segment import cached_segmentation
 
@@ -86,7 +87,7 @@ def prepare_image(spec: PrepareSpec, image_id: str) -> PreparedImage:
     seg = cached_segmentation(rgby, image_id, spec.masks, spec.segment)
     if seg.cells.shape != rgby.shape[:2]:
         raise InputError(f"image {image_id}: mask is {seg.cells.shape}, image is {rgby.shape[:2]} (stale mask cache?)")
-    crops = cell_crops(rgby, seg.cells, spec.crops, image_id, spec.channels)
+    crops = model_crops(rgby, seg.cells, spec.crops, spec.model_size, image_id, spec.channels)
     tokens = encode_label_image(seg.cells)
     whole = whole_image(rgby, spec.whole_size, spec.channels) if spec.whole_size else None
     blue = np.asarray(ndimage.mean(rgby[..., 2], seg.cells, crops.cell_ids), np.float64).reshape(-1)
@@ -411,12 +412,12 @@ def read_run_settings(run: str | Path) -> RunSettings:
     if not (run / "model.keras").is_file():
         raise InputError(f"{run} is not a training run: {run / 'model.keras'} is missing")
     cfg = load_config(run / "config.yaml") if (run / "config.yaml").is_file() else Config()
-    return RunSettings(replace(cfg.crops, size=cfg.model.size), cfg.model.channels, cfg.model.size)
+    return RunSettings(cfg.crops, cfg.model.channels, cfg.model.size)
 
 
 def settings_key(run: Path, settings: RunSettings, cfg: Config, engine: str, masks: Optional[str]) -> str:
     """Hash of what changes the raw probabilities in a journal (not the blend)."""
-    values = {"model": file_sha256(run / "model.keras"), "crops": config_to_dict(settings.crops),
+    values = {"model": file_sha256(run / "model.keras"), "crops": config_to_dict(settings.crops), "size": settings.size,
               "channels": settings.channels, "segment": config_to_dict(cfg.segment) if masks is None else str(masks),
               "engine": engine, "tta": cfg.predict.tta, "image_score": cfg.predict.image_score,
               **({"tta_rot90": True} if cfg.predict.tta and cfg.predict.tta_rot90 else {}),
@@ -511,7 +512,7 @@ def predict_submission(cfg: Config, run: str | Path, images: str | Path, sample:
     if todo:
         run_engine, run_image_engine, whole_size = _load_engines(run, settings, pcfg)
         spec = PrepareSpec(str(images), None if masks is None else str(masks), cfg.segment, settings.crops,
-                           settings.channels, whole_size)
+                           settings.size, settings.channels, whole_size)
         n_workers = pcfg.workers if workers is None else workers
         log = _Journal(journal, key)
         bar = tqdm(total=len(rows), initial=len(rows) - len(todo), desc="predict", unit="img", disable=not progress)

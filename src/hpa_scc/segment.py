@@ -17,6 +17,7 @@ Cells and nuclei share IDs 1..N; 0 is background; zero cells is a valid result.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -288,9 +289,16 @@ def make_segmenter(cfg: SegmentConfig) -> Callable[[np.ndarray], Segmentation]:
     return lambda rgby: segment_classical(rgby, cfg)
 
 
+@functools.lru_cache(maxsize=4)
+def shared_segmenter(cfg: SegmentConfig) -> Callable[[np.ndarray], Segmentation]:
+    """The segmenter for these settings, built once per process (the hpacellseg backend loads its
+    weights once per worker, not once per image)."""
+    return make_segmenter(cfg)
+
+
 def segment_image(rgby: np.ndarray, cfg: SegmentConfig) -> Segmentation:
-    """Segment one RGBY image with the configured backend."""
-    return make_segmenter(cfg)(rgby)
+    """Segment one RGBY image with the configured backend (built once per process)."""
+    return shared_segmenter(cfg)(rgby)
 
 
 # ----------------------------------------------------------------------------- mask cache

@@ -56,7 +56,7 @@ def make_examples(cfg: Config, images: Path, labels: dict[str, tuple[int, ...]],
         if mode == "image":
             examples.append(Example(image_id, -1, to_multi_hot(image_labels)))
             continue
-        crops = load_or_make_crops(images, masks, image_id, cfg.crops, cache, cfg.model.channels)
+        crops = load_or_make_crops(images, masks, image_id, cfg.crops, cfg.model.size, cache, cfg.model.channels)
         n = min(len(crops.cell_ids), cfg.train.max_cells_per_image)
         for k in range(n):
             cell_id = int(crops.cell_ids[k])
@@ -101,7 +101,8 @@ class CropSource:
         if example.cell_index < 0:
             return whole_image(read_rgby(self.images, example.image_id), self.cfg.model.size, self.cfg.model.channels)
         if self._key != example.image_id:
-            self._crops = load_or_make_crops(self.images, self.masks, example.image_id, self.cfg.crops, self.cache,
+            self._crops = load_or_make_crops(self.images, self.masks, example.image_id, self.cfg.crops,
+                                             self.cfg.model.size, self.cache,
                                              self.cfg.model.channels).crops
             self._key = example.image_id
         return self._crops[example.cell_index]
@@ -111,17 +112,9 @@ def input_statistics(examples: list[Example], source: CropSource, size: int, lim
     """Per-channel (mean, std) of the model's input pixels, in [0, 1] units, each (C,), from up
     to `limit` examples spread evenly over the list (deterministic)."""
     picks = np.unique(np.linspace(0, len(examples) - 1, min(limit, len(examples))).astype(int))
-    pixels = np.stack([_resize_if_needed(source.pixels(examples[i]), size) for i in picks]).astype(np.float64) / 255.0
+    pixels = np.stack([source.pixels(examples[i]) for i in picks]).astype(np.float64) / 255.0
     flat = pixels.reshape(-1, pixels.shape[-1])
     return flat.mean(axis=0), flat.std(axis=0)
-
-
-def _resize_if_needed(x: np.ndarray, size: int) -> np.ndarray:
-    import cv2
-
-    if x.shape[0] == size:
-        return x
-    return cv2.resize(x, (size, size), interpolation=cv2.INTER_AREA).reshape(size, size, x.shape[2])
 
 
 def make_dataset(examples: list[Example], source: CropSource, cfg: Config, training: bool):
@@ -144,7 +137,7 @@ def make_dataset(examples: list[Example], source: CropSource, cfg: Config, train
             rng.shuffle(keys)
             indices = [i for k in keys for i in by_image[k]]
         for i in indices:
-            yield _resize_if_needed(source.pixels(examples[i]), size), examples[i].target
+            yield source.pixels(examples[i]), examples[i].target
 
     spec = (tf.TensorSpec((size, size, channels), tf.uint8), tf.TensorSpec((NUM_CLASSES,), tf.float32))
     ds = tf.data.Dataset.from_generator(generate, output_signature=spec)
@@ -202,7 +195,7 @@ def make_bag_dataset(examples: list[Example], source: CropSource, cfg: Config):
         for b in rng.permutation(len(bags)):
             key, pick = bags[b]
             cells = by_image[key]
-            bag = np.stack([_resize_if_needed(source.pixels(cells[i]), size) for i in pick])
+            bag = np.stack([source.pixels(cells[i]) for i in pick])
             yield bag, np.max([c.target for c in cells], axis=0), np.stack([cells[i].target for i in pick])
 
     spec = (tf.TensorSpec((k, size, size, channels), tf.uint8), tf.TensorSpec((NUM_CLASSES,), tf.float32),
