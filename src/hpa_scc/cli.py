@@ -20,7 +20,7 @@ import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .errors import HpaSccError
+from .errors import HpaSccError, InputError
 
 
 def _config(args: argparse.Namespace, extra: Optional[list[str]] = None):
@@ -125,7 +125,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
 
-    targets = ["encode", "score", "segment", "train", "predict"] if args.what == "all" else [args.what]
+    targets = ["encode", "score", "segment", "train", "predict", "prepare"] if args.what == "all" else [args.what]
     for target in targets:
         if target == "encode":
             bench.bench_encode()
@@ -140,6 +140,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
             bench.bench_train()
         elif target == "predict":
             bench.bench_predict(n_images=args.predict_images)
+        elif target == "prepare":
+            bench.bench_prepare(args.config if args.config != "configs/cpu.yaml" else "default.yaml",
+                                n_images=args.prepare_images)
         elif target == "weak":
             bench.bench_weak_labels(epochs=args.epochs)
         elif target == "quality":
@@ -159,9 +162,26 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.size is not None:
         extra += [f"model.size={args.size}", f"crops.size={args.size}"]
     cfg = _config(args, extra)
-    result = train(cfg, args.images, args.labels, args.masks, args.out, args.cell_labels)
+    if args.masks is None and args.prepared is None:
+        raise InputError("train needs --masks (from hpa-scc segment) or --prepared (from hpa-scc prepare)")
+    result = train(cfg, args.images, args.labels, args.masks or "", args.out, args.cell_labels, prepared=args.prepared)
     last = result["history"][-1] if result["history"] else {}
     print(f"trained {len(result['history'])} epoch(s); last loss {last.get('loss', '-')}; outputs in {args.out}")
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from .prepare import prepare_dataset
+
+    index = prepare_dataset(_config(args), args.images, args.labels, args.out, workers=args.workers,
+                            scheduler=args.scheduler, force=args.force, progress=not args.quiet)
+    print(f"prepared {index['images']} image(s), {index['cells']} cells in {len(index['shards'])} shard(s) "
+          f"({index['new_shards']} new) in {args.out}; {index['seconds']:.0f} s")
+    for image_id, error in index["failed"]:
+        print(f"  failed {image_id}: {error}", file=sys.stderr)
+    if index["failed"]:
+        print(f"{len(index['failed'])} of {index['images'] + len(index['failed'])} images failed", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -254,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("bench", help="print speed/quality figures")
-    p.add_argument("what", choices=["encode", "score", "segment", "train", "predict", "weak", "quality", "all"])
+    p.add_argument("what", choices=["encode", "score", "segment", "train", "predict", "prepare", "weak", "quality", "all"])
     _add_config(p)
     p.set_defaults(config="configs/cpu.yaml")
     p.add_argument("--seed", type=int, default=0, help="bench quality: seed of the generated set")
@@ -269,13 +289,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=int, default=559, help="images for bench score")
     p.add_argument("--epochs", type=int, default=6, help="epochs a round for bench weak")
     p.add_argument("--predict-images", type=int, default=16, help="synthetic 2048² test images for bench predict")
+    p.add_argument("--prepare-images", type=int, default=8,
+                   help="generated 2048² images for bench prepare (its config: default.yaml unless --config names another)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("train", help="train the EfficientNetB0 classifier on weak labels")
     _add_config(p)
     p.add_argument("--images", required=True, help="training image folder")
     p.add_argument("--labels", required=True, help="train.csv (ID,Label)")
-    p.add_argument("--masks", required=True, help="mask folder from hpa-scc segment")
+    p.add_argument("--masks", help="mask folder from hpa-scc segment (not needed with --prepared)")
+    p.add_argument("--prepared", help="folder from hpa-scc prepare: crops stream from its shards")
     p.add_argument("--out", required=True, help="run folder (re-running resumes)")
     p.add_argument("--mode", choices=["cells", "image", "truth", "mil"])
     p.add_argument("--cell-labels", help="ID,cell_id,Label table (truth mode)")
@@ -284,6 +307,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pseudo-folds", type=int, help=">= 2: out-of-fold pseudo-labels (each fold's model relabels the others' cells)")
     p.add_argument("--size", type=int, help="crop / model input side, px")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("prepare", help="segment the training images and write their crops once, in shards")
+    _add_config(p)
+    p.add_argument("--images", required=True, help="training image folder")
+    p.add_argument("--labels", required=True, help="train.csv (ID,Label): the images to prepare, in order")
+    p.add_argument("--out", required=True, help="output folder (re-running resumes: finished shards are kept)")
+    p.add_argument("--workers", type=int, help="local processes (default: segment.workers)")
+    p.add_argument("--scheduler", help="Dask distributed scheduler address, e.g. tcp://host:8786")
+    p.add_argument("--force", action="store_true", help="start again when OUT holds shards of other settings")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("export", help="export RUNDIR/model.keras to ONNX (checked against Keras)")
     p.add_argument("--model", required=True, help="training run folder (RUNDIR)")

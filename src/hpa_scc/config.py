@@ -179,6 +179,9 @@ class TrainConfig:
     reduce_lr: int = 2  # plateau: ReduceLROnPlateau patience in epochs
     strategy: str = "default"  # default | mirrored | multiworker | tpu
     max_cells_per_image: int = 64
+    # Images whose crops are held in memory together; training shuffles cells and MIL bags within
+    # such windows (reads stay cheap and memory bounded; a window mixes many images per batch).
+    shuffle_window: int = 32
     # Out-of-fold pseudo-labels (with pseudo_rounds >= 1): >= 2 folds by image; each fold's model,
     # trained on the other folds, relabels the held-out images' cells (pseudo_keep / pseudo_min);
     # the final model trains on those labels. 0 = in-sample rounds (the model relabels its own cells).
@@ -211,8 +214,8 @@ class TrainConfig:
             raise ConfigError(f"train.loss must be bce, weighted_bce or focal, got {self.loss!r}")
         if self.strategy not in ("default", "mirrored", "multiworker", "tpu"):
             raise ConfigError(f"train.strategy unknown: {self.strategy!r}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ConfigError("train.epochs and train.batch_size must be >= 1")
+        if self.epochs < 1 or self.batch_size < 1 or self.shuffle_window < 1:
+            raise ConfigError("train.epochs, train.batch_size and train.shuffle_window must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -264,6 +267,18 @@ class ScoreConfig:
 
 
 @dataclass(frozen=True)
+class PrepareConfig:
+    """`hpa-scc prepare`: the training set's crops written once, in shards."""
+
+    shard_images: int = 32  # images a shard file holds (its crops load into memory together)
+    shards_in_memory: int = 2  # shards training keeps loaded at once (its shuffling window)
+
+    def __post_init__(self) -> None:
+        if self.shard_images < 1 or self.shards_in_memory < 1:
+            raise ConfigError("prepare.shard_images and prepare.shards_in_memory must be >= 1")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration tree."""
 
@@ -274,6 +289,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     predict: PredictConfig = field(default_factory=PredictConfig)
+    prepare: PrepareConfig = field(default_factory=PrepareConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
 
 

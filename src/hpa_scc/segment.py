@@ -388,6 +388,7 @@ def segment_folder(
     from tqdm import tqdm
 
     from .io import list_image_ids
+    from .tasks import run_tasks
 
     images, out = Path(images), Path(out)
     ids = list(ids) if ids is not None else list_image_ids(images)
@@ -402,28 +403,9 @@ def segment_folder(
     done: dict[str, int] = {}
     bar = tqdm(total=len(tasks), desc="segment", unit="img", disable=not progress)
     try:
-        if scheduler is not None:
-            from distributed import Client, as_completed
-
-            client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
-            futures = client.map(_segment_task, tasks, pure=False)
-            for future in as_completed(futures):
-                image_id, n = future.result()
-                done[image_id] = n
-                bar.update()
-        elif workers > 1 and len(tasks) > 1:
-            from concurrent.futures import ProcessPoolExecutor, as_completed as done_first
-
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                for future in done_first([pool.submit(_segment_task, t) for t in tasks]):
-                    image_id, n = future.result()
-                    done[image_id] = n
-                    bar.update()
-        else:
-            for task in tasks:
-                image_id, n = _segment_task(task)
-                done[image_id] = n
-                bar.update()
+        for image_id, n in run_tasks(_segment_task, tasks, workers, scheduler):
+            done[image_id] = n
+            bar.update()
     finally:
         bar.close()
     return done

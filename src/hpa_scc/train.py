@@ -43,14 +43,34 @@ class Example:
     cell_id: int = -1
 
 
+def _cell_examples(mode: str, image_id: str, image_labels: tuple[int, ...], rows, cell_ids,
+                   cell_labels: Optional[dict]) -> list[Example]:
+    """One Example per cell: row k of the image's crops (or of its shard), target per `mode`."""
+    examples = []
+    for row, cell_id in zip(rows, cell_ids):
+        cell_id = int(cell_id)
+        if mode == "truth":
+            if (image_id, cell_id) not in cell_labels:
+                raise InputError(f"cell labels lack image {image_id} cell {cell_id}")
+            target = to_multi_hot(cell_labels[(image_id, cell_id)])
+        else:
+            target = to_multi_hot(image_labels)
+        examples.append(Example(image_id, int(row), target, cell_id))
+    return examples
+
+
+def _check_mode(mode: str, cell_labels: Optional[dict]) -> None:
+    if mode == "truth" and not cell_labels:
+        raise InputError("train.mode truth needs a per-cell label table (--cell-labels ID,cell_id,Label)")
+
+
 def make_examples(cfg: Config, images: Path, labels: dict[str, tuple[int, ...]], masks: Path,
                   cell_labels: Optional[dict] = None, cache: Optional[Path] = None) -> list[Example]:
     """Examples of every image in `labels` for the configured mode (crops cached under `cache`)."""
     from tqdm import tqdm
 
     mode = cfg.train.mode
-    if mode == "truth" and not cell_labels:
-        raise InputError("train.mode truth needs a per-cell label table (--cell-labels ID,cell_id,Label)")
+    _check_mode(mode, cell_labels)
     examples: list[Example] = []
     for image_id, image_labels in tqdm(labels.items(), desc="crops", unit="img", leave=False):
         if mode == "image":
@@ -58,17 +78,37 @@ def make_examples(cfg: Config, images: Path, labels: dict[str, tuple[int, ...]],
             continue
         crops = load_or_make_crops(images, masks, image_id, cfg.crops, cfg.model.size, cache, cfg.model.channels)
         n = min(len(crops.cell_ids), cfg.train.max_cells_per_image)
-        for k in range(n):
-            cell_id = int(crops.cell_ids[k])
-            if mode == "truth":
-                if (image_id, cell_id) not in cell_labels:
-                    raise InputError(f"cell labels lack image {image_id} cell {cell_id}")
-                target = to_multi_hot(cell_labels[(image_id, cell_id)])
-            else:
-                target = to_multi_hot(image_labels)
-            examples.append(Example(image_id, k, target, cell_id))
+        examples += _cell_examples(mode, image_id, image_labels, range(n), crops.cell_ids[:n], cell_labels)
     if not examples:
         raise InputError(f"no training examples: no cells found for the images in {images}")
+    return examples
+
+
+def prepared_examples(cfg: Config, prepared: Path, index: dict, labels: dict[str, tuple[int, ...]],
+                      cell_labels: Optional[dict] = None) -> list[Example]:
+    """Examples of the images in `labels` from a prepared set (`hpa-scc prepare`); cell_index is the
+    crop's row in its shard. Images the preparation could not read are left out, with a warning."""
+    import warnings
+
+    from .prepare import prepared_cells
+
+    mode = cfg.train.mode
+    if mode == "image":
+        raise InputError("train --prepared holds cell crops; train.mode image reads whole images (drop --prepared)")
+    _check_mode(mode, cell_labels)
+    examples: list[Example] = []
+    seen = set()
+    for image_id, rows, cell_ids in prepared_cells(prepared, index):
+        if image_id in labels:
+            n = min(len(rows), cfg.train.max_cells_per_image)
+            examples += _cell_examples(mode, image_id, labels[image_id], rows[:n], cell_ids[:n], cell_labels)
+            seen.add(image_id)
+    missing = [i for i in labels if i not in seen]
+    if missing:
+        warnings.warn(f"{len(missing)} image(s) of the labels are not in {prepared} (failed or not prepared), "
+                      f"e.g. {missing[0]}; training without them")
+    if not examples:
+        raise InputError(f"no training examples: no cells of the labelled images in {prepared}")
     return examples
 
 
@@ -90,22 +130,44 @@ def split_by_image(labels: dict[str, tuple[int, ...]], fraction: float, seed: in
 
 
 class CropSource:
-    """Reads example pixels (uint8 S x S x C), keeping one image's crops in memory at a time."""
+    """Reads example pixels (uint8 S x S x C), keeping `capacity` images' crops in memory (least
+    recently used out). `group` names the unit that is read at once (here: the image)."""
 
     def __init__(self, cfg: Config, images: Path, masks: Path, cache: Optional[Path]):
         self.cfg, self.images, self.masks, self.cache = cfg, images, masks, cache
-        self._key: Optional[str] = None
-        self._crops: Optional[np.ndarray] = None
+        self.capacity = max(1, cfg.train.shuffle_window)
+        self._loaded: dict[str, np.ndarray] = {}
+
+    def group(self, example: Example) -> str:
+        return example.image_id
 
     def pixels(self, example: Example) -> np.ndarray:
         if example.cell_index < 0:
             return whole_image(read_rgby(self.images, example.image_id), self.cfg.model.size, self.cfg.model.channels)
-        if self._key != example.image_id:
-            self._crops = load_or_make_crops(self.images, self.masks, example.image_id, self.cfg.crops,
-                                             self.cfg.model.size, self.cache,
-                                             self.cfg.model.channels).crops
-            self._key = example.image_id
-        return self._crops[example.cell_index]
+        key = example.image_id
+        if key in self._loaded:
+            self._loaded[key] = self._loaded.pop(key)  # most recently used last
+        else:
+            if len(self._loaded) >= self.capacity:
+                self._loaded.pop(next(iter(self._loaded)))
+            self._loaded[key] = load_or_make_crops(self.images, self.masks, key, self.cfg.crops, self.cfg.model.size,
+                                                   self.cache, self.cfg.model.channels).crops
+        return self._loaded[key][example.cell_index]
+
+
+def windowed_order(items: list, group_of, capacity: int, rng: np.random.Generator) -> list:
+    """`items` shuffled for training with bounded reads: groups (images or shards) in random order,
+    taken `capacity` at a time (what the source holds in memory), items shuffled within each window."""
+    groups: dict[str, list] = {}
+    for item in items:
+        groups.setdefault(group_of(item), []).append(item)
+    keys = list(groups)
+    rng.shuffle(keys)
+    order = []
+    for start in range(0, len(keys), capacity):
+        window = [item for key in keys[start:start + capacity] for item in groups[key]]
+        order += [window[i] for i in rng.permutation(len(window))]
+    return order
 
 
 def input_statistics(examples: list[Example], source: CropSource, size: int, limit: int = 512) -> tuple[np.ndarray, np.ndarray]:
@@ -128,14 +190,9 @@ def make_dataset(examples: list[Example], source: CropSource, cfg: Config, train
 
     def generate():
         rng = np.random.default_rng([seed, next(passes)])
-        indices = range(len(examples))  # evaluation: in the given order (make_examples groups by image)
-        if training:  # shuffle images, keep each image's cells together for cheap reads
-            by_image: dict[str, list[int]] = {}
-            for i in indices:
-                by_image.setdefault(examples[i].image_id, []).append(i)
-            keys = list(by_image)
-            rng.shuffle(keys)
-            indices = [i for k in keys for i in by_image[k]]
+        indices = list(range(len(examples)))  # evaluation: in the given order (grouped by image)
+        if training:  # shuffled within windows of what the source holds in memory, for cheap reads
+            indices = windowed_order(indices, lambda i: source.group(examples[i]), source.capacity, rng)
         for i in indices:
             yield source.pixels(examples[i]), examples[i].target
 
@@ -192,8 +249,7 @@ def make_bag_dataset(examples: list[Example], source: CropSource, cfg: Config):
             fill = (-len(order)) % k
             order = np.concatenate([order, rng.choice(len(cells), fill, replace=fill > len(cells))])
             bags += [(key, order[i:i + k]) for i in range(0, len(order), k)]
-        for b in rng.permutation(len(bags)):
-            key, pick = bags[b]
+        for key, pick in windowed_order(bags, lambda bag: source.group(by_image[bag[0]][0]), source.capacity, rng):
             cells = by_image[key]
             bag = np.stack([source.pixels(cells[i]) for i in pick])
             yield bag, np.max([c.target for c in cells], axis=0), np.stack([cells[i].target for i in pick])
@@ -498,13 +554,19 @@ def _trim_history(run: Path, completed_epochs: int) -> None:
 
 
 def train(cfg: Config, images: str | Path, labels_csv: str | Path, masks: str | Path, run: str | Path,
-          cell_labels_csv: Optional[str | Path] = None) -> dict:
-    """Train per config; returns {"history": rows of history.csv, "val_per_class": [...]}."""
+          cell_labels_csv: Optional[str | Path] = None, prepared: Optional[str | Path] = None) -> dict:
+    """Train per config; returns {"history": rows of history.csv, "val_per_class": [...]}.
+
+    prepared: a folder written by `hpa-scc prepare` with these settings: crops stream from its
+    shards (`prepare.shards_in_memory` at a time) and no PNG is read; images and masks are unused.
+    """
     import keras
 
     from .model import build_classifier, load_classifier
 
     if cfg.train.pseudo_rounds and cfg.train.pseudo_folds >= 2:
+        if prepared is not None:
+            raise InputError("out-of-fold pseudo-labels read the images' own crops; train them without --prepared")
         return train_oof(cfg, images, labels_csv, masks, run)
     images, masks, run = Path(images), Path(masks), Path(run)
     run.mkdir(parents=True, exist_ok=True)
@@ -513,11 +575,21 @@ def train(cfg: Config, images: str | Path, labels_csv: str | Path, masks: str | 
     keras.utils.set_random_seed(cfg.train.seed)
     labels = read_labels(labels_csv)
     cell_labels = read_cell_labels(cell_labels_csv) if cell_labels_csv else None
-    cache = masks / "crops"
     train_ids, val_ids = split_by_image(labels, cfg.train.val_fraction, cfg.train.seed)
-    train_examples = make_examples(cfg, images, {i: labels[i] for i in train_ids}, masks, cell_labels, cache)
-    val_examples = make_examples(cfg, images, {i: labels[i] for i in val_ids}, masks, cell_labels, cache) if val_ids else []
-    source = CropSource(cfg, images, masks, cache)
+    if prepared is not None:
+        from .prepare import ShardSource, read_index
+
+        index = read_index(prepared, cfg)
+        train_examples = prepared_examples(cfg, Path(prepared), index, {i: labels[i] for i in train_ids}, cell_labels)
+        val_examples = prepared_examples(cfg, Path(prepared), index, {i: labels[i] for i in val_ids}, cell_labels) \
+            if val_ids else []
+        source = ShardSource(prepared, index, cfg.prepare.shards_in_memory)
+    else:
+        cache = masks / "crops"
+        train_examples = make_examples(cfg, images, {i: labels[i] for i in train_ids}, masks, cell_labels, cache)
+        val_examples = make_examples(cfg, images, {i: labels[i] for i in val_ids}, masks, cell_labels, cache) \
+            if val_ids else []
+        source = CropSource(cfg, images, masks, cache)
 
     state = json.loads((run / "state.json").read_text()) if (run / "state.json").is_file() else {"round": 0, "epoch": 0}
     total_rounds = 1 + cfg.train.pseudo_rounds
