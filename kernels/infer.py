@@ -54,6 +54,10 @@ from hpa_scc.predict import predict_submission
 cfg = load_config(CONFIG, OVERRIDES)
 print(f"config {CONFIG}, overrides {OVERRIDES}")
 WORKING.mkdir(parents=True, exist_ok=True)
+# allow_failures: an unreadable test image gets an empty PredictionString (listed in
+# submission.failures.csv) instead of costing the whole submission.
 result = predict_submission(cfg, MODEL, COMPETITION / "test", COMPETITION / "sample_submission.csv",
-                            WORKING / "submission.csv", masks=WORKING / "masks")
-print(result)
+                            WORKING / "submission.csv", masks=WORKING / "masks", allow_failures=True)
+for image_id, problem in result["failures"]:
+    print(f"failed {image_id}: {problem}")
+print({k: v for k, v in result.items() if k != "failures"}, f"{len(result['failures'])} of {result['images']} images failed")

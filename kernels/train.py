@@ -54,7 +54,12 @@ labels = read_labels(COMPETITION / "train.csv")
 ids = list(labels)[:LIMIT] if LIMIT else list(labels)
 labels_csv = WORKING / "train_subset.csv"
 atomic_write_text(labels_csv, "ID,Label\n" + "".join(f"{i},{'|'.join(map(str, labels[i]))}\n" for i in ids))
-segment_folder(COMPETITION / "train", WORKING / "masks", cfg.segment, ids=ids)
+from hpa_scc.errors import BatchFailures
+
+try:
+    segment_folder(COMPETITION / "train", WORKING / "masks", cfg.segment, ids=ids)
+except BatchFailures as failed:  # the other images are segmented; training leaves these out
+    print("\n".join(failed.lines()))
 
 # %% [markdown]
 # ## Train on the weak image-level labels (re-running resumes from last.keras)
@@ -62,8 +67,11 @@ segment_folder(COMPETITION / "train", WORKING / "masks", cfg.segment, ids=ids)
 # %%
 from hpa_scc.train import train
 
-result = train(cfg, COMPETITION / "train", labels_csv, WORKING / "masks", WORKING / "run")
-print(result["history"][-1] if result["history"] else "no epochs run")
+try:
+    result = train(cfg, COMPETITION / "train", labels_csv, WORKING / "masks", WORKING / "run")
+    print(result["history"][-1] if result["history"] else "no epochs run")
+except BatchFailures as failed:  # trained and saved without the images that could not be read
+    print("\n".join(failed.lines()))
 
 # %%
 if EXPORT_ONNX:

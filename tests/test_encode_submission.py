@@ -144,10 +144,11 @@ def test_reader_rejects_malformed_rows(tmp_path, row, match):
     _, _, token = _small_submission(tmp_path)
     path = tmp_path / "bad.csv"
     path.write_text("ID,ImageWidth,ImageHeight,PredictionString\na,8,6,\n" + row.replace("TOKEN", token) + "\n")
-    with pytest.raises(SubmissionError, match=f"row 3: .*{match}"):
+    with pytest.raises(SubmissionError, match=f"row 3 \\(ID b\\): .*{match}"):
         read_submission(path)
     report = validate_submission(path)
-    assert not report.ok and report.errors[0].startswith("row 3:")
+    assert not report.ok and report.errors[0].startswith("row 3 (ID b):")
+    assert (report.rows, report.malformed, report.images) == (2, 1, 1)
 
 
 def test_validator_ids_and_sizes(tmp_path):
@@ -156,10 +157,10 @@ def test_validator_ids_and_sizes(tmp_path):
     errors = validate_submission(path, sample).errors
     assert any("differs from the sample's 8x7" in e for e in errors)
     assert any("missing ID c" in e for e in errors)
-    assert any("ID a is not in sample.csv" in e for e in errors)
+    assert any("(ID a): not in sample.csv" in e for e in errors)
     dup = tmp_path / "dup.csv"
     dup.write_text(path.read_text() + "a,8,6,\n")
-    assert any("duplicate ID a" in e for e in validate_submission(dup).errors)
+    assert any("(ID a): duplicate ID" in e for e in validate_submission(dup).errors)
 
 
 def test_bad_header(tmp_path):

@@ -64,7 +64,7 @@ def test_a_bad_image_is_listed_and_the_others_are_prepared(tiny_data, tmp_path):
         [arg for item in SETTINGS for arg in ("--set", item)]
     done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert done.returncode == 1
-    assert f"failed {bad}" in done.stderr and "_yellow.png" in done.stderr
+    assert f"failed {bad}: " in done.stderr and "_yellow.png" in done.stderr
     assert "1 of 4 images failed" in done.stderr
     index = json.loads((tmp_path / "p" / "index.json").read_text())
     assert index["images"] == 3 and [f[0] for f in index["failed"]] == [bad]

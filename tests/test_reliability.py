@@ -84,18 +84,38 @@ def _break_truncated(folder):
     return ["b_bad", "b_bad_red.png", "corrupt or truncated"]
 
 
+def failure_lines(err: str, total: int, *failed: tuple[str, ...]) -> None:
+    """stderr of a batch with bad images: one `failed ID: problem` line per image (each holding its
+    fragments), then `N of M images failed`."""
+    lines = [line for line in err.strip().splitlines() if line.startswith("hpa-scc:")]
+    assert lines[-1] == f"hpa-scc: {len(failed)} of {total} images failed", err
+    assert len(lines) == len(failed) + 1, err
+    for line, fragments in zip(lines, failed):
+        assert line.startswith(f"hpa-scc: failed {fragments[0]}: "), line
+        for fragment in fragments:
+            assert fragment in line, (fragment, line)
+
+
 @pytest.mark.parametrize("damage", [_break_missing, _break_sizes, _break_corrupt, _break_truncated],
                          ids=["missing-channel", "channel-sizes", "corrupt-png", "truncated-png"])
-def test_bad_image_file_is_named_and_earlier_work_is_kept(tmp_path, capsys, damage):
+def test_bad_image_file_is_named_and_the_others_are_done(tmp_path, capsys, damage):
     images = tmp_path / "images"
     write_image(images, "a_good", synthetic_rgby(1))
     write_image(images, "b_bad", synthetic_rgby(2))
+    write_image(images, "c_good", synthetic_rgby(3))
     fragments = damage(images)
     code, _, err = cli(capsys, "segment", "--images", images, "--out", tmp_path / "masks", "--workers", 1, "--quiet")
+    assert code == 1
+    failure_lines(err, 3, tuple(fragments))
+    for good in ("a_good", "c_good"):  # before and after the bad image: both done
+        assert (tmp_path / "masks" / f"{good}_cells.png").is_file()
+    assert not list((tmp_path / "masks").glob("b_bad*")) and not list((tmp_path / "masks").glob(".*tmp*"))
+
+    code, _, err = cli(capsys, "segment", "--images", images, "--out", tmp_path / "fast", "--workers", 1, "--quiet",
+                       "--fail-fast")
     assert code == 2
     one_line_error(err, *fragments)
-    assert (tmp_path / "masks" / "a_good_cells.png").is_file()  # done before the failure, kept
-    assert not list((tmp_path / "masks").glob("b_bad*")) and not list((tmp_path / "masks").glob(".*tmp*"))
+    assert (tmp_path / "fast" / "a_good_cells.png").is_file() and not (tmp_path / "fast" / "c_good_cells.png").exists()
 
 
 def test_odd_images_give_correct_results_end_to_end(tiny_run, tmp_path, capsys):
@@ -175,8 +195,9 @@ def test_sample_with_unknown_or_unsafe_ids(tiny_run, tmp_path, capsys):
     args = ["predict", "--model", tiny_run["run"], "--images", data / "test", "--sample", sample,
             "--out", tmp_path / "s.csv", "--quiet", *SETTINGS]
     code, _, err = cli(capsys, *args)
-    assert code == 2
-    one_line_error(err, "ghost", str(data / "test"))
+    assert code == 1  # the other images are done; the ghost is named
+    n_rows = len((data / "sample_submission.csv").read_text().splitlines())
+    failure_lines(err, n_rows, ("ghost", str(data / "test")))
     sample.write_text("ID,ImageWidth,ImageHeight,PredictionString\n../../etc/passwd,256,256,\n")
     code, _, err = cli(capsys, *args)
     assert code == 2
@@ -185,15 +206,25 @@ def test_sample_with_unknown_or_unsafe_ids(tiny_run, tmp_path, capsys):
 
 
 def test_malformed_submission_rows(tiny_data, tmp_path, capsys):
+    """Every data row malformed: validate names each by row and ID and counts what it read; score
+    stops at the first, naming its row and ID."""
     sub = tmp_path / "sub.csv"
     lines = (tiny_data / "solution.csv").read_text().splitlines()
-    lines[2] = lines[2].rsplit(" ", 1)[0]  # a triple loses its mask
+    ids = [line.split(",")[0] for line in lines[1:]]
+    lines[1] = lines[1].rsplit(" ", 1)[0]  # a triple loses its mask
+    lines[2] = lines[2].replace(",", ",x", 1)  # width is not a number
+    lines[3] = lines[3] + ",extra"  # five columns
     sub.write_text("\n".join(lines) + "\n")
     code, out, err = cli(capsys, "validate", sub, "--sample", tiny_data / "sample_submission.csv")
-    assert code == 1 and "INVALID" in out and "row 3:" in err
+    assert code == 1 and "INVALID" in out
+    assert "rows 3 read (3 malformed), valid images 0" in out
+    for row, image_id in zip((2, 3, 4), ids):
+        assert f"row {row} (ID {image_id}):" in err
     code, _, err = cli(capsys, "score", sub, "--solution", tiny_data / "solution.csv")
     assert code == 2
-    one_line_error(err, "row 3")
+    one_line_error(err, f"row 2 (ID {ids[0]})")
+    code, out, _ = cli(capsys, "score", tiny_data / "solution.csv", "--solution", tiny_data / "solution.csv")
+    assert code == 0 and f"scored {len(ids)} image(s)" in out and "mAP 1.0" in out
 
 
 def test_model_file_that_is_not_a_model(tiny_run, tmp_path, capsys):
@@ -406,3 +437,72 @@ def test_source_has_no_eval_exec_or_pickle():
     offenders = [f"{path.relative_to(PROJECT)}:{n}" for path in sorted((PROJECT / "src").rglob("*.py"))
                  for n, line in enumerate(path.read_text().splitlines(), start=1) if pattern.search(line)]
     assert offenders == []
+
+
+# ----------------------------------------------------------------------------- batches that keep going
+
+
+def _four_images(folder: Path) -> list[tuple[str, ...]]:
+    """The issue's folder: one image missing its yellow channel, one with a truncated red PNG, one
+    whose green channel is half the size, one good. Returns the failure fragments in ID order."""
+    for k, image_id in enumerate(("a_noyellow", "b_truncated", "c_halfgreen", "d_good")):
+        write_image(folder, image_id, synthetic_rgby(10 + k))
+    (folder / "a_noyellow_yellow.png").unlink()
+    red = folder / "b_truncated_red.png"
+    red.write_bytes(red.read_bytes()[:300])
+    write_png(folder / "c_halfgreen_green.png", np.zeros((128, 128), np.uint8))
+    return [("a_noyellow", "missing yellow channel"), ("b_truncated", "b_truncated_red.png", "corrupt or truncated"),
+            ("c_halfgreen", "green channel is 128x128")]
+
+
+def test_predict_keeps_going_and_writes_only_when_allowed(tiny_run, tmp_path, capsys):
+    from hpa_scc.submission import read_submission, validate_submission
+
+    images = tmp_path / "images"
+    failed = _four_images(images)
+    sample = tmp_path / "sample.csv"
+    sample.write_text("ID,ImageWidth,ImageHeight,PredictionString\n" + "".join(
+        f"{i},256,256,\n" for i in ("a_noyellow", "b_truncated", "c_halfgreen", "d_good", "e_absent")))
+    failed.append(("e_absent", "no channel files"))
+    out_csv = tmp_path / "sub.csv"
+    args = ["predict", "--model", tiny_run["run"], "--images", images, "--sample", sample, "--out", out_csv,
+            "--masks", tmp_path / "masks", "--quiet", *SETTINGS]
+    code, _, err = cli(capsys, *args)
+    assert code == 1
+    failure_lines(err, 5, *failed)
+    assert not out_csv.exists()  # no CSV by default ...
+    journal = Path(str(out_csv) + ".journal.jsonl")
+    assert '"id":"d_good"' in journal.read_text()  # ... but the good image is kept for the re-run
+
+    code, out, err = cli(capsys, *args, "--allow-failures")
+    assert code == 1 and "1 images (0 new)" not in out
+    failure_lines(err, 5, *failed)
+    rows = read_submission(out_csv)
+    assert rows["d_good"].predictions and all(rows[f[0]].predictions == [] for f in failed)
+    assert validate_submission(out_csv, sample).ok
+    listed = (tmp_path / "sub.failures.csv").read_text().splitlines()
+    assert listed[0] == "ID,problem" and [line.split(",")[0] for line in listed[1:]] == [f[0] for f in failed]
+
+    write_image(images, "a_noyellow", synthetic_rgby(10))  # the fix; the re-run does only the failed images
+    code, out, err = cli(capsys, *args, "--allow-failures")
+    assert code == 1 and "(3 new)" in out  # a, b, c tried again; d_good comes from the journal
+    failure_lines(err, 5, *failed[1:])
+    assert read_submission(out_csv)["a_noyellow"].predictions
+
+    code, _, err = cli(capsys, *args, "--fail-fast")
+    assert code == 2 and "hpa-scc: error:" in err
+
+
+def test_train_leaves_bad_images_out_and_names_them(tiny_data, tmp_path, capsys):
+    images = tmp_path / "images"
+    shutil.copytree(tiny_data / "train", images)
+    ids = sorted(p.name.rsplit("_", 1)[0] for p in images.glob("*_red.png"))
+    masks = tmp_path / "masks"
+    code, _, _ = cli(capsys, "segment", "--images", images, "--out", masks, "--workers", 1, "--quiet")
+    assert code == 0
+    (images / f"{ids[1]}_blue.png").unlink()  # the crops of this image cannot be cut any more
+    code, out, err = cli(capsys, "train", "--images", images, "--labels", tiny_data / "train.csv", "--masks", masks,
+                         "--out", tmp_path / "run", *SETTINGS)
+    assert code == 1
+    failure_lines(err, len(ids), (ids[1], f"{ids[1]}_blue.png"))
+    assert (tmp_path / "run" / "model.keras").is_file()  # trained on the others

@@ -20,7 +20,7 @@ import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .errors import HpaSccError, InputError
+from .errors import BatchFailures, HpaSccError, InputError
 
 
 def _config(args: argparse.Namespace, extra: Optional[list[str]] = None):
@@ -82,6 +82,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         atomic_write_text(args.json, result_to_json(result))
     if args.plot:
         plot_per_class(result, args.plot, title=f"{Path(args.submission).name}: mAP {result.map:.4f}")
+    print(result.summary())
     print(f"mAP {result.map:.6f}")
     return 0
 
@@ -101,7 +102,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
     cfg = _config(args, extra)
     ids = list(read_labels(args.ids)) if args.ids else None
     done = segment_folder(args.images, args.out, cfg.segment, ids=ids, workers=args.workers,
-                          scheduler=args.scheduler, force=args.force, progress=not args.quiet)
+                          scheduler=args.scheduler, force=args.force, progress=not args.quiet, fail_fast=args.fail_fast)
     cells = sum(done.values())
     print(f"segmented {len(done)} new image(s), {cells} cells; masks in {args.out}")
     return 0
@@ -164,7 +165,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = _config(args, extra)
     if args.masks is None and args.prepared is None:
         raise InputError("train needs --masks (from hpa-scc segment) or --prepared (from hpa-scc prepare)")
-    result = train(cfg, args.images, args.labels, args.masks or "", args.out, args.cell_labels, prepared=args.prepared)
+    result = train(cfg, args.images, args.labels, args.masks or "", args.out, args.cell_labels, prepared=args.prepared,
+                   fail_fast=args.fail_fast)
     last = result["history"][-1] if result["history"] else {}
     print(f"trained {len(result['history'])} epoch(s); last loss {last.get('loss', '-')}; outputs in {args.out}")
     return 0
@@ -174,14 +176,12 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     from .prepare import prepare_dataset
 
     index = prepare_dataset(_config(args), args.images, args.labels, args.out, workers=args.workers,
-                            scheduler=args.scheduler, force=args.force, progress=not args.quiet)
+                            scheduler=args.scheduler, force=args.force, progress=not args.quiet,
+                            fail_fast=args.fail_fast)
     print(f"prepared {index['images']} image(s), {index['cells']} cells in {len(index['shards'])} shard(s) "
           f"({index['new_shards']} new) in {args.out}; {index['seconds']:.0f} s")
-    for image_id, error in index["failed"]:
-        print(f"  failed {image_id}: {error}", file=sys.stderr)
     if index["failed"]:
-        print(f"{len(index['failed'])} of {index['images'] + len(index['failed'])} images failed", file=sys.stderr)
-        return 1
+        raise BatchFailures([tuple(f) for f in index["failed"]], index["images"] + len(index["failed"]))
     return 0
 
 
@@ -202,9 +202,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
         extra.append("predict.tta=true")
     cfg = _config(args, extra)
     result = predict_submission(cfg, args.model, args.images, args.sample, args.out, masks=args.masks,
-                                force=args.force, progress=not args.quiet)
+                                force=args.force, progress=not args.quiet, fail_fast=args.fail_fast,
+                                allow_failures=args.allow_failures)
     print(f"{result['images']} images ({result['new_images']} new), {result['cells']} cells; submission "
           f"{result['submission']} (valid), per-cell table {result['cells_table']}")
+    if result["failures"]:
+        from .predict import failures_path
+
+        print(f"the failed images have an empty PredictionString; listed in {failures_path(args.out)}")
+        raise BatchFailures(result["failures"], result["images"])
     return 0
 
 
@@ -263,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", help="Dask distributed scheduler address, e.g. tcp://host:8786")
     p.add_argument("--force", action="store_true", help="redo masks that exist")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--fail-fast", action="store_true", help="stop at the first bad image (default: do the others, "
+                   "then name every bad one and exit with status 1)")
     p.set_defaults(func=cmd_segment)
 
     p = sub.add_parser("show", help="draw cached cell outlines on an RGB composite")
@@ -306,6 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pseudo-rounds", type=int)
     p.add_argument("--pseudo-folds", type=int, help=">= 2: out-of-fold pseudo-labels (each fold's model relabels the others' cells)")
     p.add_argument("--size", type=int, help="crop / model input side, px")
+    p.add_argument("--fail-fast", action="store_true", help="stop at the first bad image (default: do the others, "
+                   "then name every bad one and exit with status 1)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("prepare", help="segment the training images and write their crops once, in shards")
@@ -317,6 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", help="Dask distributed scheduler address, e.g. tcp://host:8786")
     p.add_argument("--force", action="store_true", help="start again when OUT holds shards of other settings")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--fail-fast", action="store_true", help="stop at the first bad image (default: do the others, "
+                   "then name every bad one and exit with status 1)")
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("export", help="export RUNDIR/model.keras to ONNX (checked against Keras)")
@@ -338,6 +350,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tta", action="store_true", help="average over horizontal and vertical flips")
     p.add_argument("--force", action="store_true", help="discard a journal of an earlier run and start again")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--fail-fast", action="store_true", help="stop at the first bad image (default: do the others, "
+                   "then name every bad one and exit with status 1)")
+    p.add_argument("--allow-failures", action="store_true", help="write the submission even when images failed: "
+                   "empty PredictionString for them, listed in NAME.failures.csv")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("demo", help="run the whole pipeline on the embedded synthetic data")
@@ -350,12 +366,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # a truncated PNG is reported once, by hpa-scc
     for noise in ("This model usually expects", "`shuffle=True` was passed", "Your input ran out of data", "In the future `np.object`"):
         warnings.filterwarnings("ignore", message=noise)  # expected with RGBY inputs and tf.data
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except BatchFailures as exc:
+        for line in exc.lines():
+            print(f"hpa-scc: {line}", file=sys.stderr)
+        return 1
     except HpaSccError as exc:
         print(f"hpa-scc: error: {exc}", file=sys.stderr)
         return 2

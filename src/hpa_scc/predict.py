@@ -33,12 +33,13 @@ from scipy import ndimage
 
 from .classes import NEGATIVE, NUM_CLASSES
 from .config import Config, CropConfig, PredictConfig, SegmentConfig, config_to_dict, load_config, replace
-from .errors import InputError
+from .errors import BatchFailures, InputError, describe
 from .score import CELL_TABLE_SUFFIX
-from .io import (SampleRow, file_sha256, list_image_ids, read_rgby, read_sample_submission, remove_stale_temp_files,
-                 settings_hash)
+from .io import (SampleRow, atomic_write_text, file_sha256, list_image_ids, read_rgby, read_sample_submission,
+                 remove_stale_temp_files, settings_hash)
 
 JOURNAL_SUFFIX = ".journal.jsonl"
+FAILURES_SUFFIX = ".failures.csv"
 
 
 # ----------------------------------------------------------------------------- preparing images
@@ -95,7 +96,23 @@ def prepare_image(spec: PrepareSpec, image_id: str) -> PreparedImage:
                          [tokens[int(c)] for c in crops.cell_ids], blue)
 
 
-def prepared_stream(ids: list[str], spec: PrepareSpec, workers: int, prefetch: int) -> Iterator[PreparedImage]:
+@dataclass(frozen=True)
+class FailedImage:
+    """An image that could not be prepared: its ID and what went wrong (one line)."""
+
+    image_id: str
+    problem: str
+
+
+def prepare_or_fail(spec: PrepareSpec, image_id: str) -> PreparedImage | FailedImage:
+    """`prepare_image`, or a FailedImage naming the problem (any error: the batch goes on)."""
+    try:
+        return prepare_image(spec, image_id)
+    except Exception as error:  # noqa: BLE001 - reported per image by the caller
+        return FailedImage(image_id, describe(error))
+
+
+def prepared_stream(ids: list[str], spec: PrepareSpec, workers: int, prefetch: int) -> Iterator[PreparedImage | FailedImage]:
     """PreparedImage of each ID, in order; `workers` spawned processes keep `prefetch` images ahead.
 
     workers 0 prepares in the calling process. Processes are spawned, not forked, because the
@@ -103,7 +120,7 @@ def prepared_stream(ids: list[str], spec: PrepareSpec, workers: int, prefetch: i
     """
     if workers <= 0 or len(ids) <= 1:
         for image_id in ids:
-            yield prepare_image(spec, image_id)
+            yield prepare_or_fail(spec, image_id)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -113,14 +130,14 @@ def prepared_stream(ids: list[str], spec: PrepareSpec, workers: int, prefetch: i
         queued: deque = deque()
         pending = iter(ids)
         for image_id in pending:
-            queued.append(pool.submit(prepare_image, spec, image_id))
+            queued.append(pool.submit(prepare_or_fail, spec, image_id))
             if len(queued) >= window:
                 break
         while queued:
             result = queued.popleft().result()
             nxt = next(pending, None)
             if nxt is not None:
-                queued.append(pool.submit(prepare_image, spec, nxt))
+                queued.append(pool.submit(prepare_or_fail, spec, nxt))
             yield result
 
 
@@ -451,14 +468,30 @@ def _write_cells_table(path: Path, rows: list[SampleRow], records: dict[str, dic
                 handle.write(f"{row.image_id},{cell_id},{box},{probs}\n")
 
 
-def _check_images(rows: list[SampleRow], images: Path) -> None:
+def _images_missing(rows: list[SampleRow], images: Path) -> list[tuple[str, str]]:
+    """(ID, problem) of the sample submission's IDs with no channel file in `images`."""
     if not images.is_dir():
         raise InputError(f"image folder {images} does not exist")
     present = set(list_image_ids(images))
-    missing = [r.image_id for r in rows if r.image_id not in present]
-    if missing:
-        raise InputError(f"{len(missing)} ID(s) of the sample submission have no images in {images}, "
-                         f"e.g. {', '.join(missing[:3])}")
+    return [(r.image_id, f"image {r.image_id}: no channel files {images / r.image_id}_*.png")
+            for r in rows if r.image_id not in present]
+
+
+def write_failures(path: Path, failures: list[tuple[str, str]]) -> Path:
+    """NAME.failures.csv: ID,problem of every image that failed (written atomically)."""
+    import csv
+    import io as string_io
+
+    buffer = string_io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["ID", "problem"])
+    writer.writerows(failures)
+    atomic_write_text(path, buffer.getvalue())
+    return path
+
+
+def failures_path(out: str | Path) -> Path:
+    return Path(str(out)).with_suffix(FAILURES_SUFFIX)
 
 
 def _load_engines(run: Path, settings: RunSettings, pcfg: PredictConfig):
@@ -481,10 +514,16 @@ def _load_engines(run: Path, settings: RunSettings, pcfg: PredictConfig):
 
 def predict_submission(cfg: Config, run: str | Path, images: str | Path, sample: str | Path, out: str | Path,
                        masks: Optional[str | Path] = None, force: bool = False, progress: bool = True,
-                       workers: Optional[int] = None) -> dict:
+                       workers: Optional[int] = None, fail_fast: bool = False, allow_failures: bool = False) -> dict:
     """Write the submission CSV `out` and its per-cell table; resumes from `out`'s journal.
 
-    Returns {"submission", "cells_table", "images", "cells", "new_images"}.
+    A bad image (unreadable, missing channel, size other than the sample's) does not stop the
+    others: every good image is journalled. Then, when some failed: by default no CSV is written
+    and BatchFailures names them (a re-run after the fix does only those); with allow_failures the
+    CSV is written with an empty PredictionString for them and `NAME.failures.csv` lists them.
+    fail_fast: InputError at the first bad image.
+
+    Returns {"submission", "cells_table", "images", "cells", "new_images", "failures"}.
     """
     from tqdm import tqdm
 
@@ -493,7 +532,9 @@ def predict_submission(cfg: Config, run: str | Path, images: str | Path, sample:
 
     run, images, out = Path(run), Path(images), Path(out)
     rows = read_sample_submission(sample)
-    _check_images(rows, images)
+    failures = _images_missing(rows, images)
+    if failures and fail_fast:
+        raise InputError(failures[0][1])
     settings = read_run_settings(run)
     pcfg = cfg.predict
     if masks is not None:
@@ -502,12 +543,13 @@ def predict_submission(cfg: Config, run: str | Path, images: str | Path, sample:
     key = settings_key(run, settings, cfg, pcfg.engine, None if masks is None else str(masks))
     journal = journal_path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    for name in (out.name, cells_table_path(out).name):
+    for name in (out.name, cells_table_path(out).name, failures_path(out).name):
         remove_stale_temp_files(out.parent, name)
     if force:
         journal.unlink(missing_ok=True)
     records = _read_journal(journal, key)
-    todo = [r.image_id for r in rows if r.image_id not in records]
+    skipped = {image_id for image_id, _ in failures}
+    todo = [r.image_id for r in rows if r.image_id not in records and r.image_id not in skipped]
     sizes = {r.image_id: (r.height, r.width) for r in rows}
     if todo:
         run_engine, run_image_engine, whole_size = _load_engines(run, settings, pcfg)
@@ -516,30 +558,55 @@ def predict_submission(cfg: Config, run: str | Path, images: str | Path, sample:
         n_workers = pcfg.workers if workers is None else workers
         log = _Journal(journal, key)
         bar = tqdm(total=len(rows), initial=len(rows) - len(todo), desc="predict", unit="img", disable=not progress)
+
+        def good_images(stream):
+            for item in stream:
+                problem = item.problem if isinstance(item, FailedImage) else _size_problem(item, sizes[item.image_id])
+                if problem is None:
+                    yield item
+                    continue
+                if fail_fast:
+                    raise InputError(problem)
+                failures.append((item.image_id, problem))
+                bar.update()
+
         try:
-            for scored in score_stream(prepared_stream(todo, spec, n_workers, pcfg.prefetch), run_engine,
-                                       pcfg.batch_size, run_image_engine):
-                image = scored.image
-                if (image.height, image.width) != sizes[image.image_id]:
-                    raise InputError(f"image {image.image_id} is {image.width}x{image.height} px but the sample "
-                                     f"submission says {sizes[image.image_id][1]}x{sizes[image.image_id][0]}")
+            stream = good_images(prepared_stream(todo, spec, n_workers, pcfg.prefetch))
+            for scored in score_stream(stream, run_engine, pcfg.batch_size, run_image_engine):
                 record = _record(scored)
                 log.append(record)
-                records[image.image_id] = record
+                records[scored.image.image_id] = record
                 bar.update()
         finally:
             bar.close()
             log.close()
+    order = {r.image_id: k for k, r in enumerate(rows)}
+    failures.sort(key=lambda f: order[f[0]])
+    if failures and not allow_failures:
+        raise BatchFailures(failures, len(rows))
     submission: dict[str, list] = {}
     finals: dict[str, np.ndarray] = {}
     for row in rows:
-        submission[row.image_id], finals[row.image_id] = predictions_of(records[row.image_id], pcfg)
+        if row.image_id in records:
+            submission[row.image_id], finals[row.image_id] = predictions_of(records[row.image_id], pcfg)
     write_submission(out, rows, submission)
     table = cells_table_path(out)
-    _write_cells_table(table, rows, records, finals)
+    _write_cells_table(table, [r for r in rows if r.image_id in records], records, finals)
     report = validate_submission(out, sample)
     if report.errors:
         raise InputError(f"{out} failed validation: {report.errors[0]}")
-    journal.unlink(missing_ok=True)
+    if failures:
+        write_failures(failures_path(out), failures)  # the journal stays: a re-run does only these
+    else:
+        failures_path(out).unlink(missing_ok=True)
+        journal.unlink(missing_ok=True)
     return {"submission": str(out), "cells_table": str(table), "images": len(rows),
-            "cells": sum(len(r["cell_ids"]) for r in records.values()), "new_images": len(todo)}
+            "cells": sum(len(r["cell_ids"]) for r in records.values()), "new_images": len(todo), "failures": failures}
+
+
+def _size_problem(image: PreparedImage, expected: tuple[int, int]) -> Optional[str]:
+    """None, or why an image's size differs from the sample submission's (height, width)."""
+    if (image.height, image.width) == expected:
+        return None
+    return (f"image {image.image_id} is {image.width}x{image.height} px but the sample submission says "
+            f"{expected[1]}x{expected[0]}")

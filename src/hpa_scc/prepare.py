@@ -25,7 +25,7 @@ from typing import Any, Iterator, Optional
 import numpy as np
 
 from .config import Config, config_to_dict
-from .errors import InputError
+from .errors import InputError, describe
 from .io import atomic_path, atomic_write_text, settings_hash
 
 SETTINGS_FILE = "prepare.json"
@@ -51,6 +51,7 @@ class ShardTask:
     ids: tuple[str, ...]
     path: str
     cfg: Config
+    fail_fast: bool = False  # stop at the first bad image instead of listing it in the shard
 
 
 def write_shard(task: ShardTask) -> dict:
@@ -66,8 +67,10 @@ def write_shard(task: ShardTask) -> dict:
             rgby = read_rgby(task.images, image_id)
             cut = model_crops(rgby, segment_image(rgby, task.cfg.segment).cells, task.cfg.crops, task.cfg.model.size,
                               image_id, task.cfg.model.channels)
-        except (InputError, OSError, ValueError) as error:
-            failed.append((image_id, str(error)))
+        except Exception as error:  # noqa: BLE001 - one bad image never costs the shard's others
+            if task.fail_fast:
+                raise
+            failed.append((image_id, describe(error)))
             continue
         crops.append(cut.crops)
         image_rows.append(np.full(len(cut.cell_ids), len(ids), np.int32))
@@ -114,8 +117,11 @@ def _check_settings(out: Path, settings: dict, force: bool) -> None:
 
 def prepare_dataset(cfg: Config, images: str | Path, labels_csv: str | Path, out: str | Path,
                     workers: Optional[int] = None, scheduler: Optional[Any] = None, force: bool = False,
-                    progress: bool = True) -> dict:
+                    progress: bool = True, fail_fast: bool = False) -> dict:
     """Write every missing shard of the images in `labels_csv`, then OUT/index.json.
+
+    A bad image is listed in its shard's failures (index["failed"]) and the rest go on;
+    fail_fast stops at the first one instead.
 
     Returns the index: {"settings_key", "shards": [shard summaries], "images", "cells", "failed",
     "new_shards", "seconds"}.
@@ -135,7 +141,8 @@ def prepare_dataset(cfg: Config, images: str | Path, labels_csv: str | Path, out
     per_shard = max(1, cfg.prepare.shard_images)
     plan = [tuple(ids[k:k + per_shard]) for k in range(0, len(ids), per_shard)]
     paths = [out / shard_name(k) for k in range(len(plan))]
-    tasks = [ShardTask(str(images), part, str(path), cfg) for part, path in zip(plan, paths) if not path.is_file()]
+    tasks = [ShardTask(str(images), part, str(path), cfg, fail_fast) for part, path in zip(plan, paths)
+             if not path.is_file()]
     summaries = {path.name: shard_summary(path) for path in paths if path.is_file()}
     workers = cfg.segment.workers if workers is None else workers
     bar = tqdm(total=len(ids), initial=len(ids) - sum(len(t.ids) for t in tasks), desc="prepare", unit="img",

@@ -44,6 +44,12 @@ class ScoreResult:
     n_detections: list[int]  # detections that took part (verified, or all with strict)
     iou: float = 0.6
     strict: bool = False
+    images: int = 0  # images of the solution scored
+
+    def summary(self) -> str:
+        """What was read: images, detections that took part, truth instances."""
+        return (f"scored {self.images} image(s): {sum(self.n_detections)} detections against "
+                f"{sum(self.n_truth)} truth instances")
 
     def table(self) -> str:
         lines = [f"{'class':>5}  {'name':<42} {'AP':>8} {'truth':>7} {'dets':>8}"]
@@ -153,7 +159,7 @@ def score_rows(
     valid = [a for a in ap if a is not None]
     if not valid:
         raise InputError("the solution holds no ground-truth instance")
-    return ScoreResult(float(np.mean(valid)), ap, n_truth.tolist(), [len(s) for s in scores], iou, strict)
+    return ScoreResult(float(np.mean(valid)), ap, n_truth.tolist(), [len(s) for s in scores], iou, strict, len(solution))
 
 
 def score_files(submission: str | Path, solution: str | Path, iou: float = 0.6, strict: bool = False) -> ScoreResult:

@@ -31,7 +31,7 @@ from skimage.filters import threshold_otsu
 from skimage.segmentation import watershed
 
 from .config import SegmentConfig, config_to_dict
-from .errors import InputError
+from .errors import BatchFailures, InputError, describe
 from .io import (atomic_write_text, read_label_png, read_rgby, remove_stale_temp_files, settings_hash, validate_id,
                  write_png)
 
@@ -342,12 +342,15 @@ def cached_segmentation(rgby: np.ndarray, image_id: str, mask_dir: Optional[str 
     return seg
 
 
-def _segment_task(args: tuple) -> tuple[str, int]:
-    """Worker: read, segment, write the masks."""
+def _segment_task(args: tuple) -> tuple[str, Optional[int], str]:
+    """Worker: read, segment, write the masks -> (ID, cells, "") or (ID, None, what went wrong)."""
     images, image_id, out, cfg = args
-    seg = segment_image(read_rgby(images, image_id), cfg)
-    write_masks(out, image_id, seg)
-    return image_id, seg.n_cells
+    try:
+        seg = segment_image(read_rgby(images, image_id), cfg)
+        write_masks(out, image_id, seg)
+    except Exception as error:  # noqa: BLE001 - reported per image; the batch goes on
+        return image_id, None, describe(error)
+    return image_id, seg.n_cells, ""
 
 
 MANIFEST = "segment_manifest.json"
@@ -379,11 +382,14 @@ def segment_folder(
     scheduler: Optional[str] = None,
     force: bool = False,
     progress: bool = True,
+    fail_fast: bool = False,
 ) -> dict[str, int]:
     """Segment every ID (default: all in `images`) into `out`; returns {ID: cells} for new work.
 
     IDs whose cells PNG exists (for the same settings) are skipped, so a killed run resumes.
     `scheduler`: a Dask distributed address ("tcp://host:8786") or a `distributed.Client`.
+    A bad image does not stop the others: BatchFailures is raised once every other image is
+    done (fail_fast: InputError at the first bad image).
     """
     from tqdm import tqdm
 
@@ -401,13 +407,21 @@ def segment_folder(
     tasks = [(str(images), i, str(out), cfg) for i in todo]
     workers = cfg.workers if workers is None else workers
     done: dict[str, int] = {}
+    failures: list[tuple[str, str]] = []
     bar = tqdm(total=len(tasks), desc="segment", unit="img", disable=not progress)
     try:
-        for image_id, n in run_tasks(_segment_task, tasks, workers, scheduler):
-            done[image_id] = n
+        for image_id, n, problem in run_tasks(_segment_task, tasks, workers, scheduler):
             bar.update()
+            if n is None:
+                if fail_fast:
+                    raise InputError(problem)
+                failures.append((image_id, problem))
+            else:
+                done[image_id] = n
     finally:
         bar.close()
+    if failures:
+        raise BatchFailures(sorted(failures), len(ids))
     return done
 
 

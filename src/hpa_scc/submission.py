@@ -123,9 +123,18 @@ def _parse_row(fields: list[str], row_number: int, check_masks: bool) -> Submiss
     return SubmissionRow(image_id, width, height, predictions, row_number)
 
 
-def iter_rows(path: str | Path, check_masks: bool = True, collect_errors: Optional[list[str]] = None):
-    """Yield SubmissionRow per data row. Errors raise SubmissionError naming file and row,
-    or, with `collect_errors`, are appended there as 'row N: problem' and the row skipped."""
+def _row_name(row_number: int, fields: list[str]) -> str:
+    """'row N (ID x)': the row number and, when the row has one, its ID."""
+    image_id = fields[0].strip() if fields else ""
+    return f"row {row_number} (ID {image_id})" if image_id else f"row {row_number}"
+
+
+def iter_rows(path: str | Path, check_masks: bool = True, collect_errors: Optional[list[str]] = None,
+              counts: Optional[Counter] = None):
+    """Yield SubmissionRow per data row. Errors raise SubmissionError naming file, row and ID,
+    or, with `collect_errors`, are appended there as 'row N (ID x): problem' and the row skipped.
+    counts: incremented per data row read ("rows") and per malformed row ("malformed")."""
+    counts = Counter() if counts is None else counts
     path = Path(path)
     if not path.is_file():
         raise SubmissionError(f"{path} does not exist")
@@ -151,16 +160,22 @@ def iter_rows(path: str | Path, check_masks: bool = True, collect_errors: Option
                 return
             except (csv.Error, UnicodeDecodeError) as exc:
                 problem = f"not readable CSV ({exc})"
+                counts["rows"] += 1
+                counts["malformed"] += 1
                 if collect_errors is None:
                     raise SubmissionError(f"{path} row {row_number}: {problem}") from None
                 collect_errors.append(f"row {row_number}: {problem}")
                 return
+            counts["rows"] += 1
             try:
-                yield _parse_row(fields, row_number, check_masks)
+                row = _parse_row(fields, row_number, check_masks)
             except InputError as exc:
+                counts["malformed"] += 1
                 if collect_errors is None:
-                    raise SubmissionError(f"{path} row {row_number}: {exc}") from None
-                collect_errors.append(f"row {row_number}: {exc}")
+                    raise SubmissionError(f"{path} {_row_name(row_number, fields)}: {exc}") from None
+                collect_errors.append(f"{_row_name(row_number, fields)}: {exc}")
+                continue
+            yield row
 
 
 def read_submission(path: str | Path, check_masks: bool = True) -> dict[str, SubmissionRow]:
@@ -168,7 +183,7 @@ def read_submission(path: str | Path, check_masks: bool = True) -> dict[str, Sub
     rows: dict[str, SubmissionRow] = {}
     for row in iter_rows(path, check_masks):
         if row.image_id in rows:
-            raise SubmissionError(f"{path} row {row.row_number}: duplicate ID {row.image_id}")
+            raise SubmissionError(f"{path} row {row.row_number} (ID {row.image_id}): duplicate ID {row.image_id}")
         rows[row.image_id] = row
     return rows
 
@@ -178,6 +193,8 @@ class ValidationReport:
     """Outcome of `validate_submission`."""
 
     errors: list[str]
+    rows: int = 0  # data rows read, malformed ones included
+    malformed: int = 0
     images: int = 0
     cells: int = 0
     triples: int = 0
@@ -190,7 +207,8 @@ class ValidationReport:
     def summary(self) -> str:
         labels = " ".join(f"{i}:{n}" for i, n in enumerate(self.label_counts) if n)
         return (
-            f"images {self.images}, cells {self.cells}, triples {self.triples}\n"
+            f"rows {self.rows} read ({self.malformed} malformed), valid images {self.images}, cells {self.cells}, "
+            f"triples {self.triples}\n"
             f"triples per label: {labels or '-'}"
         )
 
@@ -201,9 +219,11 @@ def validate_submission(path: str | Path, sample: Optional[str | Path] = None) -
     errors: list[str] = []
     report = ValidationReport(errors)
     seen: dict[str, SubmissionRow] = {}
-    for row in iter_rows(path, check_masks=True, collect_errors=errors):
+    counts: Counter = Counter()
+    for row in iter_rows(path, check_masks=True, collect_errors=errors, counts=counts):
         if row.image_id in seen:
-            errors.append(f"row {row.row_number}: duplicate ID {row.image_id} (first at row {seen[row.image_id].row_number})")
+            errors.append(f"row {row.row_number} (ID {row.image_id}): duplicate ID (first at row "
+                          f"{seen[row.image_id].row_number})")
             continue
         seen[row.image_id] = row
         report.images += 1
@@ -219,10 +239,10 @@ def validate_submission(path: str | Path, sample: Optional[str | Path] = None) -
             if got is None:
                 errors.append(f"missing ID {r.image_id} (in {Path(sample).name})")
             elif (got.width, got.height) != (r.width, r.height):
-                errors.append(
-                    f"row {got.row_number}: size {got.width}x{got.height} of {r.image_id} differs from the sample's {r.width}x{r.height}"
-                )
+                errors.append(f"row {got.row_number} (ID {r.image_id}): size {got.width}x{got.height} differs from "
+                              f"the sample's {r.width}x{r.height}")
         for image_id, got in seen.items():
             if image_id not in expected_ids:
-                errors.append(f"row {got.row_number}: ID {image_id} is not in {Path(sample).name}")
+                errors.append(f"row {got.row_number} (ID {image_id}): not in {Path(sample).name}")
+    report.rows, report.malformed = counts["rows"], counts["malformed"]
     return report

@@ -27,7 +27,7 @@ import numpy as np
 from .classes import NEGATIVE, NUM_CLASSES, to_multi_hot
 from .config import Config, save_config
 from .crops import load_or_make_crops, whole_image
-from .errors import InputError
+from .errors import BatchFailures, InputError, describe
 from .io import (atomic_write_text, read_cell_labels, read_labels, read_rgby, remove_stale_temp_files, write_cell_labels,
                  write_labels)
 
@@ -65,8 +65,13 @@ def _check_mode(mode: str, cell_labels: Optional[dict]) -> None:
 
 
 def make_examples(cfg: Config, images: Path, labels: dict[str, tuple[int, ...]], masks: Path,
-                  cell_labels: Optional[dict] = None, cache: Optional[Path] = None) -> list[Example]:
-    """Examples of every image in `labels` for the configured mode (crops cached under `cache`)."""
+                  cell_labels: Optional[dict] = None, cache: Optional[Path] = None,
+                  failures: Optional[list] = None) -> list[Example]:
+    """Examples of every image in `labels` for the configured mode (crops cached under `cache`).
+
+    failures: a list to which each image whose crops cannot be made is appended as (ID, problem),
+    and skipped; None = raise at the first one.
+    """
     from tqdm import tqdm
 
     mode = cfg.train.mode
@@ -76,7 +81,13 @@ def make_examples(cfg: Config, images: Path, labels: dict[str, tuple[int, ...]],
         if mode == "image":
             examples.append(Example(image_id, -1, to_multi_hot(image_labels)))
             continue
-        crops = load_or_make_crops(images, masks, image_id, cfg.crops, cfg.model.size, cache, cfg.model.channels)
+        try:
+            crops = load_or_make_crops(images, masks, image_id, cfg.crops, cfg.model.size, cache, cfg.model.channels)
+        except Exception as error:  # noqa: BLE001 - one bad image never stops the others
+            if failures is None:
+                raise
+            failures.append((image_id, describe(error)))
+            continue
         n = min(len(crops.cell_ids), cfg.train.max_cells_per_image)
         examples += _cell_examples(mode, image_id, image_labels, range(n), crops.cell_ids[:n], cell_labels)
     if not examples:
@@ -554,8 +565,12 @@ def _trim_history(run: Path, completed_epochs: int) -> None:
 
 
 def train(cfg: Config, images: str | Path, labels_csv: str | Path, masks: str | Path, run: str | Path,
-          cell_labels_csv: Optional[str | Path] = None, prepared: Optional[str | Path] = None) -> dict:
+          cell_labels_csv: Optional[str | Path] = None, prepared: Optional[str | Path] = None,
+          fail_fast: bool = False) -> dict:
     """Train per config; returns {"history": rows of history.csv, "val_per_class": [...]}.
+
+    An image whose crops cannot be made (unreadable file, missing mask) is left out and training
+    goes on; BatchFailures names them after the model is saved (fail_fast: stop at the first).
 
     prepared: a folder written by `hpa-scc prepare` with these settings: crops stream from its
     shards (`prepare.shards_in_memory` at a time) and no PNG is read; images and masks are unused.
@@ -576,6 +591,7 @@ def train(cfg: Config, images: str | Path, labels_csv: str | Path, masks: str | 
     labels = read_labels(labels_csv)
     cell_labels = read_cell_labels(cell_labels_csv) if cell_labels_csv else None
     train_ids, val_ids = split_by_image(labels, cfg.train.val_fraction, cfg.train.seed)
+    failures: list[tuple[str, str]] = []
     if prepared is not None:
         from .prepare import ShardSource, read_index
 
@@ -586,9 +602,10 @@ def train(cfg: Config, images: str | Path, labels_csv: str | Path, masks: str | 
         source = ShardSource(prepared, index, cfg.prepare.shards_in_memory)
     else:
         cache = masks / "crops"
-        train_examples = make_examples(cfg, images, {i: labels[i] for i in train_ids}, masks, cell_labels, cache)
-        val_examples = make_examples(cfg, images, {i: labels[i] for i in val_ids}, masks, cell_labels, cache) \
-            if val_ids else []
+        train_examples = make_examples(cfg, images, {i: labels[i] for i in train_ids}, masks, cell_labels, cache,
+                                       None if fail_fast else failures)
+        val_examples = make_examples(cfg, images, {i: labels[i] for i in val_ids}, masks, cell_labels, cache,
+                                     None if fail_fast else failures) if val_ids else []
         source = CropSource(cfg, images, masks, cache)
 
     state = json.loads((run / "state.json").read_text()) if (run / "state.json").is_file() else {"round": 0, "epoch": 0}
@@ -645,6 +662,8 @@ def train(cfg: Config, images: str | Path, labels_csv: str | Path, masks: str | 
             for r in rows))
         result["val_per_class"] = rows
     _plot_curves(run)
+    if failures:
+        raise BatchFailures(sorted(failures), len(labels))
     return result
 
 
