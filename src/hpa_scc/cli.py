@@ -380,6 +380,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except HpaSccError as exc:
         print(f"hpa-scc: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a read-only folder, a full disk: what was written before is kept
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"hpa-scc: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("hpa-scc: interrupted", file=sys.stderr)
         return 130

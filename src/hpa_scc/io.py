@@ -73,9 +73,12 @@ def read_channel(path: Path, image_id: str = "") -> np.ndarray:
         raise InputError(f"{prefix}{path} is not a readable image (corrupt or truncated)")
     if array.ndim == 3 and array.shape[2] in (3, 4) and _is_gray(array):
         array = array[..., 0]
+    if array.ndim == 3 and array.shape[2] in (3, 4):
+        raise InputError(f"{prefix}{path} is a colour image whose planes differ (shape {array.shape}); "
+                         "a channel file must hold one grey plane (grey saved as RGB, RGBA or palette is read)")
     if array.ndim != 2:
         raise InputError(f"{prefix}{path} must be a single-channel 2-D image, got shape {array.shape}")
-    return scale_to_unit(array, path)
+    return scale_to_unit(array, f"{prefix}{path}")
 
 
 def _is_gray(array: np.ndarray) -> bool:
@@ -90,6 +93,8 @@ def scale_to_unit(array: np.ndarray, source: object = "") -> np.ndarray:
     if array.dtype == np.uint16:
         return np.multiply(array, np.float32(1.0 / 65535.0), dtype=np.float32)
     if array.dtype in (np.float32, np.float64):
+        if not np.isfinite(array).all():
+            raise InputError(f"{source}: holds NaN or infinite pixel values")
         return np.clip(array, 0.0, 1.0).astype(np.float32)
     raise InputError(f"{source}: unsupported pixel type {array.dtype} (expected 8- or 16-bit)")
 
@@ -151,9 +156,12 @@ def _read_csv(path: str | Path, columns: tuple[str, ...]) -> pd.DataFrame:
     if not path.is_file():
         raise InputError(f"{path} does not exist")
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        # utf-8-sig: a byte-order mark (spreadsheet exports) is not part of the first column's name
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InputError(f"{path} is not a readable CSV: {exc}") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    frame = frame.apply(lambda column: column.str.strip())  # trailing spaces in IDs and labels
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise InputError(f"{path}: missing column {missing[0]!r} (expected columns {', '.join(columns)})")

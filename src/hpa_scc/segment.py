@@ -333,9 +333,19 @@ def write_masks(mask_dir: str | Path, image_id: str, seg: Segmentation) -> None:
 
 
 def cached_segmentation(rgby: np.ndarray, image_id: str, mask_dir: Optional[str | Path], cfg: SegmentConfig) -> Segmentation:
-    """Masks of one image: from the cache when present, else segmented (and cached if `mask_dir`)."""
+    """Masks of one image: from the cache when present, else segmented (and cached if `mask_dir`).
+    An unreadable cached mask (or one of another size) is segmented again, with a warning."""
     if mask_dir is not None and mask_paths(mask_dir, validate_id(image_id))[0].is_file():
-        return read_masks(mask_dir, image_id)
+        try:
+            cached = read_masks(mask_dir, image_id)
+            if cached.cells.shape == rgby.shape[:2]:
+                return cached
+            problem = f"is {cached.cells.shape[1]}x{cached.cells.shape[0]}, the image {rgby.shape[1]}x{rgby.shape[0]}"
+        except InputError as error:
+            problem = f"is unreadable ({error})"
+        import warnings
+
+        warnings.warn(f"cached mask {mask_paths(mask_dir, image_id)[0]} {problem}; segmenting image {image_id} again")
     seg = segment_image(rgby, cfg)
     if mask_dir is not None:
         write_masks(mask_dir, image_id, seg)

@@ -112,6 +112,7 @@ def _parse_row(fields: list[str], row_number: int, check_masks: bool) -> Submiss
     if len(fields) != 4:
         raise InputError(f"expected 4 columns ({','.join(HEADER)}), got {len(fields)}")
     image_id, width_text, height_text, text = fields
+    image_id = image_id.strip()
     validate_id(image_id)
     try:
         width, height = int(width_text), int(height_text)
@@ -139,7 +140,7 @@ def iter_rows(path: str | Path, check_masks: bool = True, collect_errors: Option
     if not path.is_file():
         raise SubmissionError(f"{path} does not exist")
     try:
-        handle = open(path, newline="")
+        handle = open(path, newline="", encoding="utf-8-sig")  # a byte-order mark is not part of the header
     except OSError as exc:
         raise SubmissionError(f"cannot read {path}: {exc.strerror}") from None
     with handle:
