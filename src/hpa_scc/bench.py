@@ -283,3 +283,37 @@ def bench_prepare(config: Optional[str] = "default.yaml", n_images: int = 8, siz
           f"{figures['projected_hours']:.1f} h, {figures['projected_gb']:.1f} GB on this machine "
           f"({os.cpu_count()} cores); real fields hold 8-46 cells (../shared/data/hpa_real): scale by cells")
     return figures
+
+
+def bench_predict_memory(config: Optional[str] = "default.yaml", size: int = 3072) -> dict:
+    """Peak RSS of `hpa-scc predict` on one generated `size`² image (segmentation, crops, model at
+    `config`'s input side, TTA as configured), in a fresh process with predict.workers 0."""
+    import subprocess
+    import sys
+
+    from .config import SynthConfig, load_config, save_config
+    from .model import build_classifier
+    from .synth import generate_dataset
+
+    cfg = load_config(config, ["predict.workers=0"])
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        generate_dataset(SynthConfig(n_train=0, n_test=1, sizes=(size,), seed=9, workers=1), root / "data", progress=False)
+        run = root / "run"
+        run.mkdir()
+        build_classifier(cfg.model).save(run / "model.keras")
+        save_config(cfg, run / "config.yaml")
+        command = [sys.executable, "-c", "import resource, sys; from hpa_scc.cli import main; code = main(sys.argv[1:]); "
+                   "print(f'PEAK_RSS_MB {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}'); sys.exit(code)",
+                   "predict", "--model", str(run), "--images", str(root / "data" / "test"),
+                   "--sample", str(root / "data" / "sample_submission.csv"), "--out", str(root / "sub.csv"),
+                   "--quiet", "--workers", "0"] + (["--config", config] if config else [])
+        start = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True)
+        seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"predict failed: {done.stderr[-500:]}")
+    peak = float(done.stdout.split("PEAK_RSS_MB")[-1].split()[0])
+    print(f"predict one {size}² image ({cfg.model.size} px model, TTA {cfg.predict.tta}, one process): "
+          f"peak RSS {peak:.0f} MB, {seconds:.1f} s")
+    return {"size": size, "model_size": cfg.model.size, "peak_rss_mb": peak, "seconds": seconds}

@@ -126,7 +126,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
 
-    targets = ["encode", "score", "segment", "train", "predict", "prepare"] if args.what == "all" else [args.what]
+    targets = ["encode", "score", "segment", "train", "predict", "predict-memory", "prepare"] if args.what == "all" \
+        else [args.what]
     for target in targets:
         if target == "encode":
             bench.bench_encode()
@@ -141,6 +142,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
             bench.bench_train()
         elif target == "predict":
             bench.bench_predict(n_images=args.predict_images)
+        elif target == "predict-memory":
+            bench.bench_predict_memory(args.config if args.config != "configs/cpu.yaml" else "default.yaml")
         elif target == "prepare":
             bench.bench_prepare(args.config if args.config != "configs/cpu.yaml" else "default.yaml",
                                 n_images=args.prepare_images)
@@ -282,7 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("bench", help="print speed/quality figures")
-    p.add_argument("what", choices=["encode", "score", "segment", "train", "predict", "prepare", "weak", "quality", "all"])
+    p.add_argument("what", choices=["encode", "score", "segment", "train", "predict", "predict-memory", "prepare", "weak", "quality",
+                                      "all"])
     _add_config(p)
     p.set_defaults(config="configs/cpu.yaml")
     p.add_argument("--seed", type=int, default=0, help="bench quality: seed of the generated set")

@@ -572,7 +572,7 @@ def predict_submission(cfg: Config, run: str | Path, images: str | Path, sample:
 
         try:
             stream = good_images(prepared_stream(todo, spec, n_workers, pcfg.prefetch))
-            for scored in score_stream(stream, run_engine, pcfg.batch_size, run_image_engine):
+            for scored in score_stream(stream, run_engine, effective_batch_size(pcfg), run_image_engine):
                 record = _record(scored)
                 log.append(record)
                 records[scored.image.image_id] = record
@@ -602,6 +602,15 @@ def predict_submission(cfg: Config, run: str | Path, images: str | Path, sample:
         journal.unlink(missing_ok=True)
     return {"submission": str(out), "cells_table": str(table), "images": len(rows),
             "cells": sum(len(r["cell_ids"]) for r in records.values()), "new_images": len(todo), "failures": failures}
+
+
+def effective_batch_size(pcfg: PredictConfig) -> int:
+    """predict.batch_size, capped at predict.cpu_batch_size when TensorFlow sees no GPU."""
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        return pcfg.batch_size
+    return max(1, min(pcfg.batch_size, pcfg.cpu_batch_size))
 
 
 def _size_problem(image: PreparedImage, expected: tuple[int, int]) -> Optional[str]:
