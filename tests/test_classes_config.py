@@ -87,3 +87,27 @@ def test_bench_quality_builds_a_valid_recipe_for_every_method(mode):
     else:
         assert (cfg.train.mode, cfg.train.pseudo_rounds) == (mode, 0)
     assert cfg.model.size == (128 if mode == "image" else 96)
+
+
+def test_shipped_configs_are_found_by_name_from_anywhere(tmp_path, monkeypatch):
+    from hpa_scc.config import load_config, packaged_configs
+
+    monkeypatch.chdir(tmp_path)  # no configs/ folder here: an installed package, a Kaggle kernel
+    assert {p.name for p in packaged_configs().glob("*.yaml")} >= {"default.yaml", "cpu.yaml", "demo.yaml"}
+    default = load_config("default.yaml")
+    assert default.model.size == 224 and default.train.mode == "mil"
+    assert load_config("configs/cpu.yaml").model.size == 96
+    with pytest.raises(ConfigError, match="shipped configs: cpu.yaml, default.yaml, demo.yaml"):
+        load_config("nope.yaml")
+
+
+def test_cpu_batch_cap_applies_only_without_a_gpu():
+    from hpa_scc.config import PredictConfig
+    from hpa_scc.predict import effective_batch_size
+
+    import tensorflow as tf
+
+    cfg = PredictConfig(batch_size=128, cpu_batch_size=32)
+    expected = 128 if tf.config.list_physical_devices("GPU") else 32
+    assert effective_batch_size(cfg) == expected
+    assert effective_batch_size(PredictConfig(batch_size=8, cpu_batch_size=32)) == 8

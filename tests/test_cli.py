@@ -12,7 +12,8 @@ def run(*args):
 def test_help_of_every_command():
     out = run("--help")
     assert out.returncode == 0
-    for command in ("synth", "validate", "score", "leaderboard", "segment", "show", "bench", "demo"):
+    for command in ("synth", "validate", "score", "leaderboard", "segment", "prepare", "train", "predict", "show", "bench",
+                    "demo"):
         assert command in out.stdout
         assert run(command, "--help").returncode == 0
 
@@ -54,7 +55,7 @@ def test_validate_rejects_corrupted_row(tiny_data, tmp_path, capsys):
     bad = tmp_path / "bad.csv"
     bad.write_text("\n".join(text) + "\n")
     assert main(["validate", str(bad)]) == 1
-    assert "row 3:" in capsys.readouterr().err
+    assert f"row 3 (ID {text[2].split(',')[0]}):" in capsys.readouterr().err
 
 
 def test_errors_are_one_line_and_nonzero(tmp_path):
