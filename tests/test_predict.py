@@ -139,10 +139,10 @@ def test_resume_after_a_crash_gives_the_same_file(tiny_run, tmp_path):
     spec = _spec(tiny_run)
     engine = KerasEngine(tiny_run["run"] / "model.keras")
     first = next(score_stream(prepared_stream(ids[:1], spec, 0, 1), engine, 8))
-    from hpa_scc.predict import _Journal, _record, settings_key
+    from hpa_scc.predict import _Journal, _record, journal_key
 
     cfg = load_config(None, TINY_RUN_SETTINGS)
-    key = settings_key(tiny_run["run"], read_run_settings(tiny_run["run"]), cfg, "keras", str(tiny_run["masks"]))
+    key = journal_key(tiny_run["run"], read_run_settings(tiny_run["run"]), cfg, "keras", str(tiny_run["masks"]))
     journal = _Journal(journal_path(out), key)
     journal.append(_record(first))
     journal.handle.write('{"id": "' + ids[1] + '", "cell"')

@@ -7,7 +7,6 @@ figures and prints them; the numbers depend on the machine.
 from __future__ import annotations
 
 import os
-import resource
 import tempfile
 import time
 from pathlib import Path

@@ -45,7 +45,6 @@ CLASSES: tuple[HpaClass, ...] = (
 )
 NUM_CLASSES = len(CLASSES)
 NEGATIVE = 18
-CLASS_NAMES: tuple[str, ...] = tuple(c.name for c in CLASSES)
 
 
 def parse_label(text: str) -> tuple[int, ...]:

@@ -15,7 +15,6 @@ import zlib
 
 import numpy as np
 from pycocotools import mask as coco_mask
-from scipy import ndimage
 
 from .errors import InputError
 
@@ -144,12 +143,3 @@ def encode_label_image(labels: np.ndarray) -> dict[int, str]:
         rle = coco_mask.frPyObjects({"size": [height, width], "counts": counts}, height, width)
         tokens[int(cell_id)] = _counts_to_token(rle["counts"])
     return tokens
-
-
-def cell_boxes(labels: np.ndarray) -> dict[int, tuple[int, int, int, int]]:
-    """{cell_id: (top, left, bottom, right)} bounding boxes (bottom/right exclusive)."""
-    out = {}
-    for index, box in enumerate(ndimage.find_objects(labels), start=1):
-        if box is not None:
-            out[index] = (box[0].start, box[1].start, box[0].stop, box[1].stop)
-    return out

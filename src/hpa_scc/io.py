@@ -233,6 +233,9 @@ def read_sample_submission(path: str | Path) -> list[SampleRow]:
     return rows
 
 
+CELL_TABLE_SUFFIX = ".cells.csv"  # the per-cell table `hpa-scc predict` writes beside a submission
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""

@@ -32,10 +32,9 @@ import numpy as np
 from scipy import ndimage
 
 from .classes import NEGATIVE, NUM_CLASSES
-from .config import Config, CropConfig, PredictConfig, SegmentConfig, config_to_dict, load_config, replace
+from .config import Config, CropConfig, PredictConfig, SegmentConfig, config_to_dict, load_config
 from .errors import BatchFailures, InputError, describe
-from .score import CELL_TABLE_SUFFIX
-from .io import (SampleRow, atomic_write_text, file_sha256, list_image_ids, read_rgby, read_sample_submission,
+from .io import (CELL_TABLE_SUFFIX, SampleRow, atomic_write_text, file_sha256, list_image_ids, read_rgby, read_sample_submission,
                  remove_stale_temp_files, settings_hash)
 
 JOURNAL_SUFFIX = ".journal.jsonl"
@@ -432,7 +431,7 @@ def read_run_settings(run: str | Path) -> RunSettings:
     return RunSettings(cfg.crops, cfg.model.channels, cfg.model.size)
 
 
-def settings_key(run: Path, settings: RunSettings, cfg: Config, engine: str, masks: Optional[str]) -> str:
+def journal_key(run: Path, settings: RunSettings, cfg: Config, engine: str, masks: Optional[str]) -> str:
     """Hash of what changes the raw probabilities in a journal (not the blend)."""
     values = {"model": file_sha256(run / "model.keras"), "crops": config_to_dict(settings.crops), "size": settings.size,
               "channels": settings.channels, "segment": config_to_dict(cfg.segment) if masks is None else str(masks),
@@ -527,7 +526,7 @@ def predict_submission(cfg: Config, run: str | Path, images: str | Path, sample:
     """
     from tqdm import tqdm
 
-    from .segment import check_manifest
+    from .segment import record_mask_settings
     from .submission import write_submission, validate_submission
 
     run, images, out = Path(run), Path(images), Path(out)
@@ -538,9 +537,9 @@ def predict_submission(cfg: Config, run: str | Path, images: str | Path, sample:
     settings = read_run_settings(run)
     pcfg = cfg.predict
     if masks is not None:
-        check_manifest(Path(masks), cfg.segment)
+        record_mask_settings(Path(masks), cfg.segment)
         remove_stale_temp_files(masks)
-    key = settings_key(run, settings, cfg, pcfg.engine, None if masks is None else str(masks))
+    key = journal_key(run, settings, cfg, pcfg.engine, None if masks is None else str(masks))
     journal = journal_path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     for name in (out.name, cells_table_path(out).name, failures_path(out).name):

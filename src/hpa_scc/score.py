@@ -30,7 +30,7 @@ from pycocotools import mask as coco_mask
 
 from .classes import CLASSES, NUM_CLASSES
 from .errors import InputError
-from .io import atomic_write_text, file_sha256
+from .io import CELL_TABLE_SUFFIX, atomic_write_text, file_sha256
 from .submission import SubmissionRow, read_submission
 
 
@@ -194,7 +194,6 @@ def plot_per_class(result: ScoreResult, path: str | Path, title: str = "") -> Pa
 # ----------------------------------------------------------------------------- leaderboard
 
 
-CELL_TABLE_SUFFIX = ".cells.csv"  # per-cell tables that `hpa-scc predict` writes beside a submission
 
 
 @dataclass

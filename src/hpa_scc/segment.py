@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Optional
@@ -304,7 +303,7 @@ def segment_image(rgby: np.ndarray, cfg: SegmentConfig) -> Segmentation:
 # ----------------------------------------------------------------------------- mask cache
 
 
-def settings_key(cfg: SegmentConfig) -> str:
+def mask_settings_key(cfg: SegmentConfig) -> str:
     """Hash of the settings that change masks (not the worker count)."""
     return settings_hash({k: v for k, v in config_to_dict(cfg).items() if k != "workers"})
 
@@ -366,10 +365,10 @@ def _segment_task(args: tuple) -> tuple[str, Optional[int], str]:
 MANIFEST = "segment_manifest.json"
 
 
-def check_manifest(out: Path, cfg: SegmentConfig, force: bool = False) -> None:
+def record_mask_settings(out: Path, cfg: SegmentConfig, force: bool = False) -> None:
     """Record the settings of a mask folder; InputError if it holds masks made with others."""
     path = out / MANIFEST
-    key = settings_key(cfg)
+    key = mask_settings_key(cfg)
     if path.is_file() and not force:
         try:
             recorded = json.loads(path.read_text()).get("settings_key")
@@ -411,7 +410,7 @@ def segment_folder(
     for image_id in ids:
         validate_id(image_id)
     out.mkdir(parents=True, exist_ok=True)
-    check_manifest(out, cfg, force)
+    record_mask_settings(out, cfg, force)
     remove_stale_temp_files(out)
     todo = [i for i in ids if force or not mask_paths(out, i)[0].is_file()]
     tasks = [(str(images), i, str(out), cfg) for i in todo]
@@ -487,7 +486,3 @@ def f1_score(tp: int, n_pred: int, n_truth: int) -> tuple[float, float, float]:
     recall = tp / n_truth if n_truth else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return precision, recall, f1
-
-
-def default_workers() -> int:
-    return max(1, min(4, os.cpu_count() or 1))

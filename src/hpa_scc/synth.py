@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import uuid
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -554,7 +554,3 @@ def summarize(records: list[ImageRecord]) -> dict:
         "bits": sorted({r.bits for r in records}),
         "image_label_counts": counts.tolist(),
     }
-
-
-def record_to_dict(record: ImageRecord) -> dict:
-    return asdict(record)
