@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .classes import NUM_CLASSES
 from .config import Config, config_to_dict, replace
 
 
@@ -50,7 +51,7 @@ def run_demo(cfg: Config, quick: bool = False) -> dict:
         generate_dataset(cfg.synth, data)
     labels = read_labels(data / "train.csv")
     train_ids, test_ids = list_image_ids(data / "train"), list_image_ids(data / "test")
-    counts = np.bincount([c for labs in labels.values() for c in labs], minlength=19)
+    counts = np.bincount([c for labs in labels.values() for c in labs], minlength=NUM_CLASSES)
     print(f"      {len(train_ids)} train / {len(test_ids)} test images; image-label counts per class: {counts.tolist()}")
 
     masks = Path(cfg.paths.masks)

@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 
+from .classes import NUM_CLASSES
 from .io import atomic_path
 
 
@@ -71,11 +72,11 @@ def side_by_side(pictures: Sequence[np.ndarray], side: int = 384, gap: int = 4) 
 
 
 def label_colours() -> list[tuple[int, int, int]]:
-    """19 distinct RGB colours, one per class (matplotlib tab20)."""
+    """NUM_CLASSES (19) distinct RGB colours, one per class (matplotlib tab20)."""
     import matplotlib
 
     cmap = matplotlib.colormaps["tab20"]
-    return [tuple(int(255 * v) for v in cmap(k)[:3]) for k in range(19)]
+    return [tuple(int(255 * v) for v in cmap(k)[:3]) for k in range(NUM_CLASSES)]
 
 
 def top_label_overlay(rgby: np.ndarray, cells: np.ndarray, top_labels: dict[int, int]) -> np.ndarray:

@@ -37,7 +37,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from .classes import NEGATIVE, format_label
+from .classes import NEGATIVE, NUM_CLASSES, format_label
 from .config import SynthConfig, config_to_dict
 from .io import CHANNELS, atomic_write_text, to_uint8, to_uint16, write_cell_labels, write_labels, write_png
 
@@ -541,7 +541,7 @@ def generate_dataset(cfg: SynthConfig, out: str | Path, progress: bool = True, w
 
 def summarize(records: list[ImageRecord]) -> dict:
     """Counts for a printed summary: images per split, cells, label frequencies."""
-    counts = np.zeros(19, int)
+    counts = np.zeros(NUM_CLASSES, int)
     for r in records:
         for c in r.image_labels:
             counts[c] += 1
