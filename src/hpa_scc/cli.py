@@ -110,13 +110,12 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from .io import read_rgby
-    from .report import composite, overlay, save_rgb
+    from .report import composite, outline_width, overlay, save_rgb
     from .segment import read_masks
 
     rgby = read_rgby(args.images, args.id)
     seg = read_masks(args.masks, args.id)
-    thickness = max(1, round(max(rgby.shape[:2]) / 700))
-    picture = overlay(composite(rgby), seg.cells, (255, 255, 255), thickness)
+    picture = overlay(composite(rgby), seg.cells, (255, 255, 255), outline_width(rgby.shape))
     out = Path(args.out or f"{args.id}_overlay.png")
     save_rgb(out, picture, max_side=args.max_side)
     print(f"{seg.n_cells} cells drawn; picture in {out}")

@@ -79,10 +79,15 @@ def label_colours() -> list[tuple[int, int, int]]:
     return [tuple(int(255 * v) for v in cmap(k)[:3]) for k in range(NUM_CLASSES)]
 
 
+def outline_width(shape: tuple[int, ...]) -> int:
+    """Outline thickness (px) for a picture of this shape: about 1 px per 500 px of its longer side."""
+    return max(1, round(max(shape[:2]) / 500))
+
+
 def top_label_overlay(rgby: np.ndarray, cells: np.ndarray, top_labels: dict[int, int]) -> np.ndarray:
     """RGB uint8 composite with every cell filled in the colour of its top label, outlined in white."""
     colours = label_colours()
-    thickness = max(1, round(max(cells.shape) / 500))
+    thickness = outline_width(cells.shape)
     return overlay(composite(rgby), cells, (255, 255, 255), thickness,
                    cell_colours={cell: colours[label] for cell, label in top_labels.items()})
 
