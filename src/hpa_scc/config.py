@@ -90,6 +90,21 @@ class SegmentConfig:
     # between bright and dim cytoplasm (README, segmentation).
     cell_threshold: float = 1.0
     cell_signal_floor: float = 0.001
+    # Cell signal = these weights x the red, yellow and blue planes, each scaled so that its
+    # normalise_percentile-th percentile is 1 (robust to bit depth and exposure).
+    cell_channel_weights: tuple[float, ...] = (0.45, 0.45, 0.1)
+    normalise_percentile: float = 99.5
+    cell_smooth: float = 2.0  # Gaussian sigma of the cell signal, px at 0.25 x 2048
+    distance_smooth: float = 1.0  # Gaussian sigma of the nucleus distance map before splitting, px at 0.25 x 2048
+    nucleus_open: int = 3  # side (px at working scale) of the square that opens the nucleus mask
+    # Watershed landscape of the cells: -signal + cell_distance_weight x distance to the nearest
+    # nucleus / cell_max_distance (keeps a cell from leaking far past a neighbour's nucleus).
+    cell_distance_weight: float = 0.5
+    # hpacellseg post-processing of the U-Nets' [background, border, object] maps (labels_from_probabilities):
+    seed_threshold: float = 0.4  # nucleus seeds: object - border above this
+    nucleus_prob_threshold: float = 0.5  # nucleus pixels: object + border above this
+    cell_background_threshold: float = 0.5  # cell pixels: background probability below this
+    cell_close: int = 5  # side (px) of the square that closes the cell foreground
     cell_max_distance: int = 400  # a cell reaches at most this far from its nucleus, px at 2048
     nuclei_model: Optional[str] = None  # hpacellseg nuclei U-Net weights (local file)
     cell_model: Optional[str] = None  # hpacellseg cell U-Net weights (local file)
@@ -100,6 +115,8 @@ class SegmentConfig:
             raise ConfigError(f"segment.backend must be classical or hpacellseg, got {self.backend!r}")
         if not 0.05 <= self.scale <= 1.0:
             raise ConfigError("segment.scale must be in [0.05, 1]")
+        if len(self.cell_channel_weights) != 3:
+            raise ConfigError("segment.cell_channel_weights must list 3 weights (red, yellow, blue)")
 
 
 @dataclass(frozen=True)

@@ -63,9 +63,9 @@ def _upsample_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return cv2.resize(labels.astype(np.uint16), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
 
 
-def _normalise(plane: np.ndarray) -> np.ndarray:
-    """Scale a plane so that its 99.5th percentile is 1 (robust to 8/16-bit and exposure)."""
-    top = float(np.percentile(plane, 99.5))
+def _normalise(plane: np.ndarray, percentile: float = 99.5) -> np.ndarray:
+    """Scale a plane so that its `percentile`-th percentile is 1 (robust to 8/16-bit and exposure)."""
+    top = float(np.percentile(plane, percentile))
     return plane / top if top > 1e-6 else plane
 
 
@@ -119,12 +119,13 @@ def segment_nuclei(blue: np.ndarray, cfg: SegmentConfig, px: float, min_area: fl
     """
     smooth = cv2.GaussianBlur(blue, (0, 0), cfg.nucleus_smooth * px * 4)
     mask = smooth > _threshold(smooth, cfg.nucleus_threshold)
-    mask = ndimage.binary_fill_holes(cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0)
+    opening = np.ones((cfg.nucleus_open, cfg.nucleus_open), np.uint8)
+    mask = ndimage.binary_fill_holes(cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, opening) > 0)
     mask = _remove_small(mask, min_area * 0.5)
     if not mask.any():
         return np.zeros(blue.shape, np.int32)
     distance = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
-    distance = cv2.GaussianBlur(distance, (0, 0), px * 4)
+    distance = cv2.GaussianBlur(distance, (0, 0), cfg.distance_smooth * px * 4)
     typical_radius = np.sqrt(min_area / np.pi) * 1.2
     depth = cfg.split_footprint * typical_radius * 0.5
     seeds = _h_maxima_seeds(distance, depth, max(1, int(cfg.split_min_distance * px)), mask)
@@ -165,12 +166,11 @@ def _remove_small(mask: np.ndarray, min_area: float) -> np.ndarray:
     return keep[labels]
 
 
-def cell_signal(rgby_small: np.ndarray) -> np.ndarray:
+def cell_signal(rgby_small: np.ndarray, cfg: SegmentConfig) -> np.ndarray:
     """Cytoplasm signal at working scale: mean of normalised red and yellow plus a little blue."""
-    red = _normalise(rgby_small[..., 0])
-    yellow = _normalise(rgby_small[..., 3])
-    blue = _normalise(rgby_small[..., 2])
-    return 0.45 * red + 0.45 * yellow + 0.1 * blue
+    red, yellow, blue = (_normalise(rgby_small[..., c], cfg.normalise_percentile) for c in (0, 3, 2))
+    w_red, w_yellow, w_blue = cfg.cell_channel_weights
+    return w_red * red + w_yellow * yellow + w_blue * blue
 
 
 def segment_classical(rgby: np.ndarray, cfg: SegmentConfig) -> Segmentation:
@@ -185,12 +185,12 @@ def segment_classical(rgby: np.ndarray, cfg: SegmentConfig) -> Segmentation:
     min_nucleus = cfg.nucleus_min_area * px * px
     min_cell = cfg.cell_min_area * px * px
 
-    nuclei = segment_nuclei(_normalise(small[..., 2]), cfg, px, min_nucleus)
+    nuclei = segment_nuclei(_normalise(small[..., 2], cfg.normalise_percentile), cfg, px, min_nucleus)
     if nuclei.max() == 0:
         empty = np.zeros((height, width), np.uint16)
         return Segmentation(empty, empty.copy())
 
-    signal = cv2.GaussianBlur(cell_signal(small), (0, 0), 2.0 * px * 4)
+    signal = cv2.GaussianBlur(cell_signal(small, cfg), (0, 0), cfg.cell_smooth * px * 4)
     foreground = signal > _threshold(signal, cfg.cell_threshold, log_floor=cfg.cell_signal_floor)
     foreground |= nuclei > 0
     reach = cv2.distanceTransform((nuclei == 0).astype(np.uint8), cv2.DIST_L2, 5)
@@ -198,7 +198,7 @@ def segment_classical(rgby: np.ndarray, cfg: SegmentConfig) -> Segmentation:
     foreground = ndimage.binary_fill_holes(foreground)
     # Flood from the nuclei over the inverted intensity, plus a distance term that keeps a cell
     # from leaking far past a neighbour's nucleus.
-    surface = -signal / (signal.max() + 1e-6) + 0.5 * reach / (cfg.cell_max_distance * px)
+    surface = -signal / (signal.max() + 1e-6) + cfg.cell_distance_weight * reach / (cfg.cell_max_distance * px)
     cells = watershed(surface, nuclei, mask=foreground)
     cells = _fill_holes_per_label(cells.astype(np.int32))
     nuclei = np.where(cells == nuclei, nuclei, 0)
@@ -220,7 +220,7 @@ def labels_from_probabilities(nuclei_prob: np.ndarray, cell_prob: np.ndarray, cf
 
     nuclei_prob, cell_prob: float H x W x 3 maps [background, border, object] in [0, 1] at any
     (reduced) scale; full_shape: (H, W) of the original image (default: the maps' shape).
-    Seeds are nuclei (object - border > 0.4, small ones dropped); cells are a watershed of the
+    Seeds are nuclei (object - border > segment.seed_threshold, small ones dropped); cells are a watershed of the
     cell map seeded by them, limited to pixels where the cell map is not background.
     """
     if nuclei_prob.ndim != 3 or nuclei_prob.shape[2] != 3 or cell_prob.shape != nuclei_prob.shape:
@@ -230,15 +230,17 @@ def labels_from_probabilities(nuclei_prob: np.ndarray, cell_prob: np.ndarray, cf
     min_nucleus = cfg.nucleus_min_area * px * px
     min_cell = cfg.cell_min_area * px * px
     seed_map = nuclei_prob[..., 2] - nuclei_prob[..., 1]
-    seeds_mask = _remove_small(seed_map > 0.4, min_nucleus * 0.5)
-    nuclei_mask = _remove_small(nuclei_prob[..., 2] + nuclei_prob[..., 1] > 0.5, min_nucleus * 0.5) | seeds_mask
+    seeds_mask = _remove_small(seed_map > cfg.seed_threshold, min_nucleus * 0.5)
+    nuclei_mask = _remove_small(nuclei_prob[..., 2] + nuclei_prob[..., 1] > cfg.nucleus_prob_threshold,
+                                min_nucleus * 0.5) | seeds_mask
     seeds, n = ndimage.label(seeds_mask)
     if n == 0:
         empty = np.zeros((height, width), np.uint16)
         return Segmentation(empty, empty.copy())
     nuclei = watershed(-seed_map, seeds, mask=nuclei_mask)
-    foreground = (cell_prob[..., 0] < 0.5) | (nuclei > 0)
-    foreground = cv2.morphologyEx(foreground.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)) > 0
+    foreground = (cell_prob[..., 0] < cfg.cell_background_threshold) | (nuclei > 0)
+    closing = np.ones((cfg.cell_close, cfg.cell_close), np.uint8)
+    foreground = cv2.morphologyEx(foreground.astype(np.uint8), cv2.MORPH_CLOSE, closing) > 0
     cells = watershed(-(cell_prob[..., 2] - cell_prob[..., 1]), nuclei, mask=foreground)
     cells = _fill_holes_per_label(cells.astype(np.int32))
     nuclei = np.where(cells == nuclei, nuclei, 0)
