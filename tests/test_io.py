@@ -68,7 +68,7 @@ def test_non_2d_channel(tmp_path, rng):
     _write_image(tmp_path, "a", [rng.random((8, 8)) for _ in CHANNELS])
     colour = (rng.random((8, 8, 3)) * 255).astype(np.uint8)
     cv2.imwrite(str(tmp_path / "a_red.png"), colour)
-    with pytest.raises(InputError, match="single-channel"):
+    with pytest.raises(InputError, match="a_red.png is a colour image whose planes differ"):
         read_rgby(tmp_path, "a")
 
 
