@@ -49,7 +49,7 @@ def _held_out_cells(root, cfg):
 
 def test_model_learns_per_cell_patterns(trained):
     from hpa_scc.model import load_classifier
-    from hpa_scc.quality import within_image_spread
+    from hpa_scc.quality import COLLAPSE_SPREAD, within_image_spread
     from hpa_scc.train import macro_auc
 
     x, y, images = _held_out_cells(trained["root"], trained["cfg"])
@@ -57,7 +57,8 @@ def test_model_learns_per_cell_patterns(trained):
     auc = macro_auc(y, probs)
     spread = within_image_spread({(image, k): p for k, (image, p) in enumerate(zip(images, probs))})
     assert auc >= 0.9, f"held-out per-cell macro AUC {auc:.3f}"
-    assert spread > 0.05, f"per-cell outputs barely vary inside an image (spread {spread:.4f})"
+    # A constant model has spread ~1e-6; the project calls a model collapsed below COLLAPSE_SPREAD (0.01).
+    assert spread > 3 * COLLAPSE_SPREAD, f"per-cell outputs barely vary inside an image (spread {spread:.4f})"
 
 
 def test_validation_metric_moves(trained):

@@ -7,7 +7,7 @@ import pytest
 
 from hpa_scc.classes import NEGATIVE, NUM_CLASSES
 from hpa_scc.config import PredictConfig, load_config
-from hpa_scc.errors import InputError
+from hpa_scc.errors import BatchFailures, InputError
 from hpa_scc.io import image_size, list_image_ids
 from hpa_scc.predict import (KerasEngine, OnnxEngine, PrepareSpec, blend, journal_path, predict_submission,
                              prepare_image, prepared_stream, read_run_settings, score_stream)
@@ -168,14 +168,19 @@ def test_bad_inputs_name_the_problem(tiny_run, tmp_path):
     text = (data / "sample_submission.csv").read_text()
     sample.write_text(text + "not-an-image,512,512\n")
     cfg = load_config(None, TINY_RUN_SETTINGS)
-    with pytest.raises(InputError, match="not-an-image"):
+    with pytest.raises(BatchFailures, match="1 of 4 images failed") as failed:
         predict_submission(cfg, tiny_run["run"], data / "test", sample, tmp_path / "x.csv", progress=False)
+    assert [f[0] for f in failed.value.failures] == ["not-an-image"] and not (tmp_path / "x.csv").exists()
+    with pytest.raises(InputError, match="not-an-image"):
+        predict_submission(cfg, tiny_run["run"], data / "test", sample, tmp_path / "x.csv", progress=False,
+                           fail_fast=True)
     lines = text.splitlines()
     image_id, width, height = lines[1].split(",")[:3]
     sample.write_text("\n".join([lines[0], f"{image_id},{int(width) + 1},{height}"]) + "\n")
-    with pytest.raises(InputError, match=f"image {image_id} is"):
+    with pytest.raises(BatchFailures) as failed:
         predict_submission(cfg, tiny_run["run"], data / "test", sample, tmp_path / "y.csv",
                            masks=tiny_run["masks"], progress=False)
+    assert failed.value.failures[0][1].startswith(f"image {image_id} is {int(width)}x{height} px but the sample")
     with pytest.raises(InputError, match="not a training run"):
         predict_submission(cfg, tmp_path, data / "test", data / "sample_submission.csv", tmp_path / "z.csv", progress=False)
 
