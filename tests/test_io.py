@@ -116,3 +116,16 @@ def test_read_every_real_image(real_data):
         rgby = read_rgby(real_data / "images", image_id)
         assert rgby.shape[2] == 4 and rgby.shape[0] in (2048, 3072)
         assert 0.0 <= rgby.min() and rgby.max() <= 1.0 and rgby[..., 2].mean() > 0.005
+
+
+def test_recently_used_drops_the_least_recently_used():
+    from hpa_scc.io import RecentlyUsed
+
+    loads = []
+    held = RecentlyUsed(2)
+
+    def get(key):
+        return held.get(key, lambda: loads.append(key) or key.upper())
+
+    assert [get("a"), get("b"), get("a"), get("c"), get("a"), get("b")] == ["A", "B", "A", "C", "A", "B"]
+    assert loads == ["a", "b", "c", "b"]  # "b" was the least recently used when "c" came in

@@ -226,6 +226,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- parser
 
 
+def _add_fail_fast(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--fail-fast", action="store_true", help="stop at the first bad image (default: do the others, "
+                   "then name every bad one and exit with status 1)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hpa-scc", description="Human Protein Atlas single-cell classification pipeline.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -271,8 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", help="Dask distributed scheduler address, e.g. tcp://host:8786")
     p.add_argument("--force", action="store_true", help="redo masks that exist")
     p.add_argument("--quiet", action="store_true")
-    p.add_argument("--fail-fast", action="store_true", help="stop at the first bad image (default: do the others, "
-                   "then name every bad one and exit with status 1)")
+    _add_fail_fast(p)
     p.set_defaults(func=cmd_segment)
 
     p = sub.add_parser("show", help="draw cached cell outlines on an RGB composite")
@@ -317,8 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pseudo-rounds", type=int)
     p.add_argument("--pseudo-folds", type=int, help=">= 2: out-of-fold pseudo-labels (each fold's model relabels the others' cells)")
     p.add_argument("--size", type=int, help="crop / model input side, px")
-    p.add_argument("--fail-fast", action="store_true", help="stop at the first bad image (default: do the others, "
-                   "then name every bad one and exit with status 1)")
+    _add_fail_fast(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("prepare", help="segment the training images and write their crops once, in shards")
@@ -330,8 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", help="Dask distributed scheduler address, e.g. tcp://host:8786")
     p.add_argument("--force", action="store_true", help="start again when OUT holds shards of other settings")
     p.add_argument("--quiet", action="store_true")
-    p.add_argument("--fail-fast", action="store_true", help="stop at the first bad image (default: do the others, "
-                   "then name every bad one and exit with status 1)")
+    _add_fail_fast(p)
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("export", help="export RUNDIR/model.keras to ONNX (checked against Keras)")
@@ -353,8 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tta", action="store_true", help="average over horizontal and vertical flips")
     p.add_argument("--force", action="store_true", help="discard a journal of an earlier run and start again")
     p.add_argument("--quiet", action="store_true")
-    p.add_argument("--fail-fast", action="store_true", help="stop at the first bad image (default: do the others, "
-                   "then name every bad one and exit with status 1)")
+    _add_fail_fast(p)
     p.add_argument("--allow-failures", action="store_true", help="write the submission even when images failed: "
                    "empty PredictionString for them, listed in NAME.failures.csv")
     p.set_defaults(func=cmd_predict)

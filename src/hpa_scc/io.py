@@ -16,7 +16,7 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 import cv2
 import numpy as np
@@ -231,6 +231,24 @@ def read_sample_submission(path: str | Path) -> list[SampleRow]:
         seen.add(image_id)
         rows.append(SampleRow(image_id, w, h))
     return rows
+
+
+class RecentlyUsed:
+    """At most `capacity` values by key; the least recently used one is dropped to make room."""
+
+    def __init__(self, capacity: int):
+        self.capacity = max(1, capacity)
+        self._values: dict = {}
+
+    def get(self, key, load: Callable[[], object]):
+        """The value of `key`, from `load()` when it is not held."""
+        if key in self._values:
+            self._values[key] = self._values.pop(key)  # most recently used last
+        else:
+            if len(self._values) >= self.capacity:
+                self._values.pop(next(iter(self._values)))
+            self._values[key] = load()
+        return self._values[key]
 
 
 CELL_TABLE_SUFFIX = ".cells.csv"  # the per-cell table `hpa-scc predict` writes beside a submission

@@ -84,9 +84,7 @@ def prepare_image(spec: PrepareSpec, image_id: str) -> PreparedImage:
     from .segment import cached_segmentation
 
     rgby = read_rgby(spec.images, image_id)
-    seg = cached_segmentation(rgby, image_id, spec.masks, spec.segment)
-    if seg.cells.shape != rgby.shape[:2]:
-        raise InputError(f"image {image_id}: mask is {seg.cells.shape}, image is {rgby.shape[:2]} (stale mask cache?)")
+    seg = cached_segmentation(rgby, image_id, spec.masks, spec.segment)  # a mask of another size is redone
     crops = model_crops(rgby, seg.cells, spec.crops, spec.model_size, image_id, spec.channels)
     tokens = encode_label_image(seg.cells)
     whole = whole_image(rgby, spec.whole_size, spec.channels) if spec.whole_size else None

@@ -26,7 +26,7 @@ import numpy as np
 
 from .config import Config, config_to_dict
 from .errors import InputError, describe
-from .io import atomic_path, atomic_write_text, settings_hash
+from .io import RecentlyUsed, atomic_path, atomic_write_text, settings_hash
 
 SETTINGS_FILE = "prepare.json"
 INDEX_FILE = "index.json"
@@ -187,22 +187,19 @@ class ShardSource:
     def __init__(self, prepared: str | Path, index: dict, capacity: int = 2):
         self.prepared = Path(prepared)
         self.shard_of = {i: s["file"] for s in index["shards"] for i in s["ids"]}
-        self.capacity = max(1, capacity)
-        self._loaded: dict[str, np.ndarray] = {}
+        self._loaded = RecentlyUsed(capacity)
+        self.capacity = self._loaded.capacity
 
     def group(self, example) -> str:
         return self.shard_of[example.image_id]
 
     def pixels(self, example) -> np.ndarray:
         name = self.shard_of[example.image_id]
-        if name not in self._loaded:
-            if len(self._loaded) >= self.capacity:
-                self._loaded.pop(next(iter(self._loaded)))
-            with np.load(self.prepared / name) as data:
-                self._loaded[name] = data["crops"]
-        else:
-            self._loaded[name] = self._loaded.pop(name)  # most recently used last
-        return self._loaded[name][example.cell_index]
+        return self._loaded.get(name, lambda: self._read_crops(name))[example.cell_index]
+
+    def _read_crops(self, name: str) -> np.ndarray:
+        with np.load(self.prepared / name) as data:
+            return data["crops"]
 
 
 def prepared_cells(prepared: str | Path, index: dict) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:

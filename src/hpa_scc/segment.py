@@ -450,7 +450,11 @@ def overlap_counts(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
 
 def matched_pairs(pred: np.ndarray, truth: np.ndarray, iou: float = 0.6) -> list[tuple[int, int]]:
     """One-to-one cell matching of two label images at IoU >= iou -> [(pred_id, truth_id), ...]."""
-    joint = overlap_counts(pred, truth)
+    return pairs_from_overlap(overlap_counts(pred, truth), iou)
+
+
+def pairs_from_overlap(joint: np.ndarray, iou: float = 0.6) -> list[tuple[int, int]]:
+    """`matched_pairs` from the labels' `overlap_counts` table."""
     if joint.shape[0] == 1 or joint.shape[1] == 1:
         return []
     area_pred = joint.sum(axis=1)

@@ -35,10 +35,10 @@ PROJECT_LINE = (255, 0, 255)
 def cell_agreement(pred: np.ndarray, reference: np.ndarray, iou: float = 0.6) -> dict:
     """Agreement of two uint16 label images: tp, counts, precision, recall, F1, mean matched IoU,
     and the unmatched IDs on each side."""
-    from .segment import f1_score, matched_pairs, overlap_counts
+    from .segment import f1_score, overlap_counts, pairs_from_overlap
 
-    pairs = matched_pairs(pred, reference, iou)
     joint = overlap_counts(pred, reference)
+    pairs = pairs_from_overlap(joint, iou)
     area_pred, area_ref = joint.sum(axis=1), joint.sum(axis=0)
     ious = [joint[p, t] / (area_pred[p] + area_ref[t] - joint[p, t]) for p, t in pairs]
     pred_ids = set(np.unique(pred[pred > 0]).tolist())

@@ -28,8 +28,8 @@ from .classes import NEGATIVE, NUM_CLASSES, to_multi_hot
 from .config import Config, save_config
 from .crops import load_or_make_crops, whole_image
 from .errors import BatchFailures, InputError, describe
-from .io import (atomic_write_text, read_cell_labels, read_labels, read_rgby, remove_stale_temp_files, write_cell_labels,
-                 write_labels)
+from .io import (RecentlyUsed, atomic_write_text, read_cell_labels, read_labels, read_rgby, remove_stale_temp_files,
+                 write_cell_labels, write_labels)
 
 
 @dataclass
@@ -146,8 +146,8 @@ class CropSource:
 
     def __init__(self, cfg: Config, images: Path, masks: Path, cache: Optional[Path]):
         self.cfg, self.images, self.masks, self.cache = cfg, images, masks, cache
-        self.capacity = max(1, cfg.train.shuffle_window)
-        self._loaded: dict[str, np.ndarray] = {}
+        self._loaded = RecentlyUsed(cfg.train.shuffle_window)
+        self.capacity = self._loaded.capacity
 
     def group(self, example: Example) -> str:
         return example.image_id
@@ -155,15 +155,10 @@ class CropSource:
     def pixels(self, example: Example) -> np.ndarray:
         if example.cell_index < 0:
             return whole_image(read_rgby(self.images, example.image_id), self.cfg.model.size, self.cfg.model.channels)
-        key = example.image_id
-        if key in self._loaded:
-            self._loaded[key] = self._loaded.pop(key)  # most recently used last
-        else:
-            if len(self._loaded) >= self.capacity:
-                self._loaded.pop(next(iter(self._loaded)))
-            self._loaded[key] = load_or_make_crops(self.images, self.masks, key, self.cfg.crops, self.cfg.model.size,
-                                                   self.cache, self.cfg.model.channels).crops
-        return self._loaded[key][example.cell_index]
+        crops = self._loaded.get(example.image_id, lambda: load_or_make_crops(
+            self.images, self.masks, example.image_id, self.cfg.crops, self.cfg.model.size, self.cache,
+            self.cfg.model.channels).crops)
+        return crops[example.cell_index]
 
 
 def windowed_order(items: list, group_of, capacity: int, rng: np.random.Generator) -> list:
