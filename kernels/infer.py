@@ -48,8 +48,8 @@ if WHEELS.is_dir():
 # ## Segment, crop and score every test cell; write the submission
 
 # %%
-from hpa_scc.config import load_config
-from hpa_scc.predict import predict_submission
+from hpa_scc.core.config import load_config
+from hpa_scc.predict.submit import predict_submission
 
 cfg = load_config(CONFIG, OVERRIDES)
 print(f"config {CONFIG}, overrides {OVERRIDES}")

@@ -44,9 +44,10 @@ if WHEELS.is_dir():
 # ## Segment the training images (cached in /kaggle/working/masks; a restarted kernel resumes)
 
 # %%
-from hpa_scc.config import load_config
-from hpa_scc.io import atomic_write_text, read_labels
-from hpa_scc.segment import segment_folder
+from hpa_scc.core.config import load_config
+from hpa_scc.core.files import atomic_write_text
+from hpa_scc.data.tables import read_labels
+from hpa_scc.segment.cache import segment_folder
 
 cfg = load_config(CONFIG, OVERRIDES)
 print(f"config {CONFIG}, overrides {OVERRIDES}")
@@ -54,7 +55,7 @@ labels = read_labels(COMPETITION / "train.csv")
 ids = list(labels)[:LIMIT] if LIMIT else list(labels)
 labels_csv = WORKING / "train_subset.csv"
 atomic_write_text(labels_csv, "ID,Label\n" + "".join(f"{i},{'|'.join(map(str, labels[i]))}\n" for i in ids))
-from hpa_scc.errors import BatchFailures
+from hpa_scc.core.errors import BatchFailures
 
 try:
     segment_folder(COMPETITION / "train", WORKING / "masks", cfg.segment, ids=ids)
@@ -65,7 +66,7 @@ except BatchFailures as failed:  # the other images are segmented; training leav
 # ## Train on the weak image-level labels (re-running resumes from last.keras)
 
 # %%
-from hpa_scc.train import train
+from hpa_scc.train.run import train
 
 try:
     result = train(cfg, COMPETITION / "train", labels_csv, WORKING / "masks", WORKING / "run")
@@ -75,6 +76,6 @@ except BatchFailures as failed:  # trained and saved without the images that cou
 
 # %%
 if EXPORT_ONNX:
-    from hpa_scc.model import export_onnx
+    from hpa_scc.model.export import export_onnx
 
     print(export_onnx(WORKING / "run"))

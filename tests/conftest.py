@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hpa_scc.config import SynthConfig
-from hpa_scc.io import find_shared_data
+from hpa_scc.core.config_images import SynthConfig
+from hpa_scc.data.images import find_shared_data
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -21,7 +21,7 @@ def tiny_synth_config() -> SynthConfig:
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory, tiny_synth_config) -> Path:
     """A generated synthetic data set in the Kaggle layout (see hpa_scc.synth)."""
-    from hpa_scc.synth import generate_dataset
+    from hpa_scc.synth.dataset import generate_dataset
 
     out = tmp_path_factory.mktemp("synth")
     generate_dataset(tiny_synth_config, out, progress=False)
@@ -51,9 +51,9 @@ def tiny_run(tiny_data, tmp_path_factory) -> dict:
 
     Returns {"cfg", "run", "masks", "data"}.
     """
-    from hpa_scc.config import load_config
-    from hpa_scc.segment import segment_folder
-    from hpa_scc.train import train
+    from hpa_scc.core.config import load_config
+    from hpa_scc.segment.cache import segment_folder
+    from hpa_scc.train.run import train
 
     cfg = load_config(None, TINY_RUN_SETTINGS)
     root = tmp_path_factory.mktemp("tiny_run")

@@ -1,0 +1,1 @@
+"""Floor 8: the `hpa-scc` command line and the demo."""

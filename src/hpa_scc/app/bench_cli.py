@@ -1,0 +1,120 @@
+"""`hpa-scc bench NAME`: one parser per bench (its own flags and default config), one function each.
+
+    hpa-scc bench segment --help
+    hpa-scc bench quality --config configs/cpu.yaml --seed 0
+    hpa-scc bench all            # every speed bench at its defaults (not quality)
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from hpa_scc.app.arguments import add_config, config_of
+from hpa_scc.bench.codec import bench_encode, bench_score
+from hpa_scc.bench.preparation import bench_prepare
+from hpa_scc.bench.segmentation import bench_segment
+
+
+def run_encode(args: argparse.Namespace) -> None:
+    bench_encode()
+
+
+def run_score(args: argparse.Namespace) -> None:
+    bench_score(n_images=args.images)
+
+
+def run_segment(args: argparse.Namespace) -> None:
+    bench_segment(config_of(args).segment, Path(args.out), real=Path(args.real) if args.real else None)
+
+
+def run_train(args: argparse.Namespace) -> None:
+    from hpa_scc.bench.training import bench_train  # TensorFlow: only for the benches that train
+
+    bench_train()
+
+
+def run_predict(args: argparse.Namespace) -> None:
+    from hpa_scc.bench.inference import bench_predict  # TensorFlow
+
+    bench_predict(n_images=args.images)
+
+
+def run_predict_memory(args: argparse.Namespace) -> None:
+    from hpa_scc.bench.inference import bench_predict_memory  # TensorFlow
+
+    bench_predict_memory(args.config)
+
+
+def run_prepare(args: argparse.Namespace) -> None:
+    bench_prepare(args.config, n_images=args.images)
+
+
+def run_quality(args: argparse.Namespace) -> None:
+    from hpa_scc.bench.quality import QualitySettings, bench_quality  # TensorFlow
+
+    settings = QualitySettings(seed=args.seed, n_train=args.train_images, n_test=args.test_images,
+                               sizes=tuple(args.sizes), methods=tuple(args.methods))
+    bench_quality(config_of(args), settings, Path(args.out or f"bench/quality_seed{args.seed}"))
+
+
+SPEED_BENCHES = ("encode", "score", "segment", "train", "predict", "predict-memory", "prepare")
+
+
+def run_all(args: argparse.Namespace) -> None:
+    """Every speed bench with its own defaults."""
+    parser = argparse.ArgumentParser()
+    add_bench_parser(parser.add_subparsers(dest="command"))
+    for name in SPEED_BENCHES:
+        bench_args = parser.parse_args(["bench", name])
+        bench_args.func(bench_args)
+
+
+def add_bench_parser(sub) -> None:
+    """The `bench` command and one sub-parser per bench under it."""
+    bench = sub.add_parser("bench", help="print speed / quality figures (hpa-scc bench NAME --help)")
+    benches = bench.add_subparsers(dest="bench", required=True, metavar="NAME")
+
+    p = benches.add_parser("encode", help="mask codec: per-cell encode_mask vs encode_label_image on a 2048² label image")
+    p.set_defaults(func=run_encode)
+
+    p = benches.add_parser("score", help="the competition metric on a full-size generated submission")
+    p.add_argument("--images", type=int, default=559, help="images of the submission (default 559, the test set)")
+    p.set_defaults(func=run_score)
+
+    p = benches.add_parser("segment", help="segmentation vs hpacellseg (real images), vs truth (generated), speed")
+    add_config(p, "configs/cpu.yaml")
+    p.add_argument("--out", default="bench/segment", help="output folder (default bench/segment; reused)")
+    p.add_argument("--real", help="real images with hpacellseg masks (default ../shared/data/hpa_real)")
+    p.set_defaults(func=run_segment)
+
+    p = benches.add_parser("train", help="training throughput and input-pipeline headroom at the demo size")
+    p.set_defaults(func=run_train)
+
+    p = benches.add_parser("predict", help="inference: model-only, preparation-only and pipeline speed, 559-image projection")
+    p.add_argument("--images", type=int, default=16, help="generated 2048² test images (default 16)")
+    p.set_defaults(func=run_predict)
+
+    p = benches.add_parser("predict-memory", help="peak RSS of predict on one generated 3072² image")
+    p.add_argument("--config", default="default.yaml", help="YAML config file (default: default.yaml)")
+    p.set_defaults(func=run_predict_memory)
+
+    p = benches.add_parser("prepare", help="time and disk of prepare, projected to the full training set")
+    p.add_argument("--config", default="default.yaml", help="YAML config file (default: default.yaml)")
+    p.add_argument("--images", type=int, default=8, help="generated 2048² images (default 8)")
+    p.set_defaults(func=run_prepare)
+
+    p = benches.add_parser("quality", help="floor, broadcast, weak-label methods and truth on a generated set")
+    add_config(p, "configs/cpu.yaml")
+    p.add_argument("--seed", type=int, default=0, help="seed of the generated set (default 0)")
+    p.add_argument("--train-images", type=int, default=280, help="generated training images (default 280)")
+    p.add_argument("--test-images", type=int, default=40, help="generated test images (default 40)")
+    p.add_argument("--sizes", type=int, nargs="+", default=[384], help="image sides, px (default 384)")
+    p.add_argument("--methods", nargs="*", default=[], choices=["mil", "oof", "pseudo"],
+                   help="extra weak-label methods to train and score: mil, oof (out-of-fold pseudo-labels), "
+                        "pseudo (in-sample pseudo-label rounds)")
+    p.add_argument("--out", help="output folder (default bench/quality_seedN; reused when present)")
+    p.set_defaults(func=run_quality)
+
+    p = benches.add_parser("all", help="every speed bench at its defaults: " + ", ".join(SPEED_BENCHES))
+    p.set_defaults(func=run_all)

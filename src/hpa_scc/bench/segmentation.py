@@ -1,0 +1,168 @@
+"""`hpa-scc bench segment`: how well and how fast the project's segmenter finds the cells.
+
+    hpa-scc bench segment --out bench/segment
+
+Three parts, one JSON (`OUT/segment.json`) and one overlay PNG per real image (`OUT/overlays/`):
+- real HPA images (`../shared/data/hpa_real`) against HPA-Cell-Segmentation's masks: per image
+  and in total, F1 / precision / recall at IoU 0.6 and the mean IoU of the matched cells;
+- a generated set with true masks: F1 against the truth, and the floor submission's mAP (every
+  cell every label at one confidence, no model) on the true masks vs on the project's masks,
+  whose difference is the score the segmentation costs;
+- seconds per image on one core and the peak RSS of a process that segments one image, for
+  1728², 2048² and 3072² inputs (a real dense field resized to each side).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import resource
+import time
+from pathlib import Path
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from hpa_scc.core.config_images import SegmentConfig, SynthConfig
+from hpa_scc.core.files import atomic_write_text
+from hpa_scc.data.images import find_shared_data, list_image_ids, read_label_png, read_rgby
+from hpa_scc.evaluate.baselines import write_floor
+from hpa_scc.metrics.agreement import agreement_totals, cell_agreement
+from hpa_scc.metrics.competition import score_files
+from hpa_scc.report.pictures import composite, overlay, save_rgb
+from hpa_scc.segment.cache import read_masks, segment_folder
+from hpa_scc.segment.segmenter import make_segmenter
+from hpa_scc.synth.dataset import generate_dataset
+from hpa_scc.synth.draw import generate_image
+
+
+SPEED_SIDES = (1728, 2048, 3072)
+
+
+MISSED = (255, 60, 60)  # reference cells without a match: red fill
+
+
+EXTRA = (255, 220, 0)  # project cells without a match: yellow fill
+
+
+REFERENCE_LINE = (0, 255, 0)
+
+
+PROJECT_LINE = (255, 0, 255)
+
+
+def agreement_overlay(rgby: np.ndarray, pred: np.ndarray, reference: np.ndarray, agreement: dict,
+                      max_side: int = 1024) -> np.ndarray:
+    """uint8 RGB picture: reference outlines green, project outlines magenta, missed reference
+    cells filled red, extra project cells filled yellow; at most `max_side` px."""
+    scale = min(1.0, max_side / max(rgby.shape[:2]))
+    shape = (round(rgby.shape[1] * scale), round(rgby.shape[0] * scale))
+    small = cv2.resize(rgby, shape, interpolation=cv2.INTER_AREA)
+    pred = cv2.resize(pred.astype(np.uint16), shape, interpolation=cv2.INTER_NEAREST)
+    reference = cv2.resize(reference.astype(np.uint16), shape, interpolation=cv2.INTER_NEAREST)
+    picture = composite(small / max(float(np.percentile(small, 99.5)), 1e-6))
+    picture = overlay(picture, reference, REFERENCE_LINE, thickness=2,
+                      cell_colours={c: MISSED for c in agreement["missed"]})
+    return overlay(picture, pred, PROJECT_LINE, thickness=1, cell_colours={c: EXTRA for c in agreement["extra"]})
+
+
+def bench_real(real: Path, cfg: SegmentConfig, out: Path) -> dict:
+    """Agreement with hpacellseg's masks on every real image; overlays into OUT/overlays."""
+    segmenter = make_segmenter(cfg)
+    per_image = {}
+    for image_id in list_image_ids(real / "images"):
+        rgby = read_rgby(real / "images", image_id)
+        reference = read_label_png(real / "hpacellseg_masks" / f"{image_id}_predictedmask.png")
+        cells = segmenter(rgby).cells
+        agreement = cell_agreement(cells, reference)
+        save_rgb(out / "overlays" / f"{image_id}.png", agreement_overlay(rgby, cells, reference, agreement))
+        per_image[image_id] = {k: v for k, v in agreement.items() if k not in ("missed", "extra")}
+        print(f"real {image_id[:8]} {rgby.shape[1]}x{rgby.shape[0]}: cells {agreement['n_pred']} vs "
+              f"{agreement['n_reference']} reference, P {agreement['precision']:.2f} R {agreement['recall']:.2f} "
+              f"F1 {agreement['f1']:.2f}, matched IoU {agreement['mean_iou']:.2f}")
+    totals = agreement_totals(per_image)
+    print(f"real total: F1 mean {totals['mean_f1']:.3f} (min {totals['min_f1']:.2f}), pooled {totals['pooled_f1']:.3f}, "
+          f"P {totals['precision']:.3f} R {totals['recall']:.3f}, matched IoU {totals['mean_iou']:.3f}; "
+          f"overlays in {out / 'overlays'}")
+    return {"images": per_image, "total": totals}
+
+
+def bench_generated(cfg: SegmentConfig, synth: SynthConfig, out: Path) -> dict:
+    """F1 against the truth on a generated set, and the floor mAP with true vs project masks."""
+    data, masks = out / "generated", out / "generated_masks"
+    if not (data / "manifest.json").is_file():
+        generate_dataset(synth, data, progress=False)
+    ids = list_image_ids(data / "test")
+    segment_folder(data / "test", masks, cfg, ids=ids, progress=False)
+    per_image = {i: cell_agreement(read_masks(masks, i).cells, read_label_png(data / "truth" / f"{i}_cells.png"))
+                 for i in ids}
+    totals = agreement_totals(per_image)
+    sample, solution = data / "sample_submission.csv", data / "solution.csv"
+    floor_true = score_files(write_floor(sample, data / "truth", out / "floor_truemasks.csv"), solution).map
+    floor_project = score_files(write_floor(sample, masks, out / "floor_projectmasks.csv"), solution).map
+    print(f"generated ({len(ids)} test images, sides {list(synth.sizes)}, seed {synth.seed}): F1 mean "
+          f"{totals['mean_f1']:.3f} (min {totals['min_f1']:.2f}), pooled {totals['pooled_f1']:.3f}; floor mAP "
+          f"{floor_true:.4f} with the true masks, {floor_project:.4f} with the project's "
+          f"(segmentation costs {floor_true - floor_project:+.4f})")
+    return {"total": totals, "floor_true_masks": floor_true, "floor_project_masks": floor_project,
+            "segmentation_cost": floor_true - floor_project,
+            "images": {i: {k: v for k, v in r.items() if k not in ("missed", "extra")} for i, r in per_image.items()}}
+
+
+def _time_one(args: tuple[np.ndarray, SegmentConfig, int]) -> tuple[float, float]:
+    """In a fresh process limited to one thread: best of `repeats` seconds, peak RSS MB."""
+    rgby, cfg, repeats = args
+    cv2.setNumThreads(1)
+
+    segmenter = make_segmenter(cfg)
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        segmenter(rgby)
+        seconds.append(time.perf_counter() - start)
+    return min(seconds), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_speed(real: Optional[Path], cfg: SegmentConfig, repeats: int = 3) -> dict:
+    """Seconds per image (one core) and peak RSS for each side in SPEED_SIDES."""
+    if real is not None:  # the densest real field, resized to each side
+        ids = list_image_ids(real / "images")
+        source = max((read_rgby(real / "images", i) for i in ids), key=lambda im: float(im[..., 2].mean()))
+    else:
+        source = generate_image(0, 2048, SynthConfig()).rgby
+    figures = {}
+    context = multiprocessing.get_context("spawn")
+    env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    os.environ.update({k: "1" for k in env})
+    try:
+        for side in SPEED_SIDES:
+            rgby = cv2.resize(source, (side, side), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+            with context.Pool(1) as pool:
+                seconds, rss = pool.apply(_time_one, ((rgby, cfg, repeats),))
+            figures[str(side)] = {"seconds": seconds, "peak_rss_mb": rss}
+            print(f"speed {side}x{side}: {seconds:.2f} s on one core, peak RSS {rss:.0f} MB")
+    finally:
+        for k, v in env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return figures
+
+
+def bench_segment(cfg: SegmentConfig, out: Path, real: Optional[Path] = None, synth: Optional[SynthConfig] = None) -> dict:
+    """All three parts (see module docstring); writes OUT/segment.json and returns the figures."""
+    out.mkdir(parents=True, exist_ok=True)
+    real = real or find_shared_data()
+    figures: dict = {"settings": {"backend": cfg.backend}}
+    if real is not None:
+        figures["real"] = bench_real(real, cfg, out)
+    else:
+        print("real images: ../shared/data/hpa_real not found (set HPA_REAL_DATA), skipped")
+    figures["generated"] = bench_generated(cfg, synth or SynthConfig(n_train=0, n_test=24, seed=7), out)
+    figures["speed"] = bench_speed(real, cfg)
+    atomic_write_text(out / "segment.json", json.dumps(figures, indent=1))
+    print(f"figures in {out / 'segment.json'}")
+    return figures

@@ -1,0 +1,137 @@
+"""Config sections of the image stages: paths, synthetic data, segmentation, crops, prepare, score.
+
+Sizes and areas of the segmentation stage are given for a 2048 x 2048 image and scale with the image side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from hpa_scc.core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    """Where a run reads and writes; relative paths are relative to the working directory."""
+
+    data: str = "data/demo"  # synthetic data set (train/, test/, train.csv, ...)
+    masks: str = "data/demo/masks"  # segmentation cache
+    run: str = "runs/demo"  # training output
+    submission: str = "submissions/demo.csv"
+    report: str = "reports/demo"
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Synthetic HPA-like data with cell-level truth (see synth.py)."""
+
+    n_train: int = 24
+    n_test: int = 8
+    sizes: tuple[int, ...] = (432, 512, 768)  # image sides, px (real: 1728, 2048, 3072)
+    fraction_16bit: float = 0.3  # share of images written as 16-bit PNGs
+    cells_min: int = 8
+    cells_max: int = 24
+    cell_radius: float = 0.11  # mean cell radius as a fraction of the image side
+    nucleus_ratio: float = 0.45  # nucleus radius / cell radius
+    labels_per_image: tuple[float, ...] = (0.48, 0.41, 0.11)  # P(1, 2, 3 patterns)
+    # Pattern frequencies: P(class) ~ real_frequency ** (1 - class_balance); 0 = the real train.csv
+    # frequencies (class 11 on 0.4% of images), 1 = every class 0-17 equally often.
+    class_balance: float = 0.0
+    classes: tuple[int, ...] = ()  # draw patterns only from these classes (0-17); empty = all
+    p_express: float = 0.75  # chance that a cell shows each of its image's patterns
+    p_negative_image: float = 0.02  # chance that an image shows no pattern at all
+    noise: float = 0.02  # Gaussian noise sigma, in [0, 1] intensity units
+    seed: int = 0
+    workers: int = 2
+
+    def __post_init__(self) -> None:
+        if self.n_train < 0 or self.n_test < 0:
+            raise ConfigError("synth.n_train and synth.n_test must be >= 0")
+        if not self.sizes or min(self.sizes) < 64:
+            raise ConfigError("synth.sizes must list image sides of at least 64 px")
+        if not 1 <= self.cells_min <= self.cells_max:
+            raise ConfigError("synth.cells_min must be in 1..synth.cells_max")
+        if not 0.0 <= self.p_express <= 1.0:
+            raise ConfigError("synth.p_express must be in [0, 1]")
+        if any(not 0 <= c <= 17 for c in self.classes):
+            raise ConfigError("synth.classes must list pattern classes 0-17 (Negative is drawn separately)")
+        if not 0.0 <= self.class_balance <= 1.0:
+            raise ConfigError("synth.class_balance must be in [0, 1]")
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    """Segmentation settings. Areas are in px at 2048x2048 and scale with the image area."""
+
+    backend: str = "classical"  # classical | hpacellseg
+    scale: float = 0.25  # work at this fraction of the full resolution
+    min_work_side: int = 512  # ... but never below this side (px), for small images
+    nucleus_min_area: int = 2500
+    cell_min_area: int = 5500
+    nucleus_smooth: float = 2.0  # Gaussian sigma before thresholding, px at 0.25 x 2048
+    nucleus_threshold: float = 1.0  # 1 = Otsu; 0 = background level (see segment._threshold)
+    split_min_distance: int = 20  # min distance between nucleus seeds, px at 2048
+    split_footprint: float = 1.0  # h-maxima depth as a fraction of a typical nucleus radius
+    # Cell foreground: the smoothed red + yellow (+ blue) signal, normalised to its 99.5th percentile,
+    # above a cut between background (0) and Otsu (1) of log(signal + cell_signal_floor). In log space
+    # the faint cytoplasm at a cell's edge counts as cell; a linear Otsu cut in dense fields fell
+    # between bright and dim cytoplasm (README, segmentation).
+    cell_threshold: float = 1.0
+    cell_signal_floor: float = 0.001
+    # Cell signal = these weights x the red, yellow and blue planes, each scaled so that its
+    # normalise_percentile-th percentile is 1 (robust to bit depth and exposure).
+    cell_channel_weights: tuple[float, ...] = (0.45, 0.45, 0.1)
+    normalise_percentile: float = 99.5
+    cell_smooth: float = 2.0  # Gaussian sigma of the cell signal, px at 0.25 x 2048
+    distance_smooth: float = 1.0  # Gaussian sigma of the nucleus distance map before splitting, px at 0.25 x 2048
+    nucleus_open: int = 3  # side (px at working scale) of the square that opens the nucleus mask
+    # Watershed landscape of the cells: -signal + cell_distance_weight x distance to the nearest
+    # nucleus / cell_max_distance (keeps a cell from leaking far past a neighbour's nucleus).
+    cell_distance_weight: float = 0.5
+    # hpacellseg post-processing of the U-Nets' [background, border, object] maps (labels_from_probabilities):
+    seed_threshold: float = 0.4  # nucleus seeds: object - border above this
+    nucleus_prob_threshold: float = 0.5  # nucleus pixels: object + border above this
+    cell_background_threshold: float = 0.5  # cell pixels: background probability below this
+    cell_close: int = 5  # side (px) of the square that closes the cell foreground
+    cell_max_distance: int = 400  # a cell reaches at most this far from its nucleus, px at 2048
+    nuclei_model: Optional[str] = None  # hpacellseg nuclei U-Net weights (local file)
+    cell_model: Optional[str] = None  # hpacellseg cell U-Net weights (local file)
+    workers: int = 2
+
+    def __post_init__(self) -> None:
+        if self.backend not in ("classical", "hpacellseg"):
+            raise ConfigError(f"segment.backend must be classical or hpacellseg, got {self.backend!r}")
+        if not 0.05 <= self.scale <= 1.0:
+            raise ConfigError("segment.scale must be in [0.05, 1]")
+        if len(self.cell_channel_weights) != 3:
+            raise ConfigError("segment.cell_channel_weights must list 3 weights (red, yellow, blue)")
+
+
+@dataclass(frozen=True)
+class CropConfig:
+    """Cell crops fed to the model."""
+
+    size: int = 128  # crop side, px
+    zero_background: bool = True  # zero pixels outside the cell
+    padding: float = 0.05  # extra margin around the bounding box, fraction of its side
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """Competition metric settings."""
+
+    iou: float = 0.6
+    strict: bool = False  # count detections of unverified classes as false positives
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """`hpa-scc prepare`: the training set's crops written once, in shards."""
+
+    shard_images: int = 32  # images a shard file holds (its crops load into memory together)
+    shards_in_memory: int = 2  # shards training keeps loaded at once (its shuffling window)
+
+    def __post_init__(self) -> None:
+        if self.shard_images < 1 or self.shards_in_memory < 1:
+            raise ConfigError("prepare.shard_images and prepare.shards_in_memory must be >= 1")

@@ -1,0 +1,1 @@
+"""Floor 2: RGBY images, label PNGs, IDs and every CSV table."""

@@ -1,0 +1,1 @@
+"""Floor 5: per-cell inference streamed through the model, blends, resume journal, submission."""

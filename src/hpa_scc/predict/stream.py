@@ -1,0 +1,107 @@
+"""Images prepared for the model ahead of it, in order: read, masks (cached or segmented), crops, tokens."""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Iterator, Optional
+
+import numpy as np
+from scipy import ndimage
+
+from hpa_scc.core.config_images import CropConfig, SegmentConfig
+from hpa_scc.core.errors import describe
+from hpa_scc.crops.cut import model_crops, whole_image
+from hpa_scc.data.images import read_rgby
+from hpa_scc.segment.cache import cached_segmentation
+from hpa_scc.submission.encode import encode_label_image
+
+
+@dataclass(frozen=True)
+class PrepareSpec:
+    """What a worker needs to prepare one image (picklable)."""
+
+    images: str
+    masks: Optional[str]  # mask cache folder; None = segment in memory
+    segment: SegmentConfig
+    crops: CropConfig  # the training run's crop settings
+    model_size: int  # the model's input side, px
+    channels: int
+    whole_size: Optional[int]  # side of the whole-image input (image_score: whole), None = no whole pass
+
+
+@dataclass
+class PreparedImage:
+    """One image ready for the model.
+
+    crops: uint8 N x S x S x C; whole: uint8 S x S x C or None; cell_ids: int (N,);
+    boxes: int (N, 4) top, left, bottom, right in px; tokens: N mask tokens; height, width in px;
+    blue: float (N,) mean blue (nucleus) signal of each cell in [0, 1].
+    """
+
+    image_id: str
+    height: int
+    width: int
+    crops: np.ndarray
+    whole: Optional[np.ndarray]
+    cell_ids: np.ndarray
+    boxes: np.ndarray
+    tokens: list[str]
+    blue: np.ndarray
+
+
+def prepare_image(spec: PrepareSpec, image_id: str) -> PreparedImage:
+    """Read, segment (or read cached masks), crop and encode one image."""
+    rgby = read_rgby(spec.images, image_id)
+    seg = cached_segmentation(rgby, image_id, spec.masks, spec.segment)  # a mask of another size is redone
+    crops = model_crops(rgby, seg.cells, spec.crops, spec.model_size, image_id, spec.channels)
+    tokens = encode_label_image(seg.cells)
+    whole = whole_image(rgby, spec.whole_size, spec.channels) if spec.whole_size else None
+    blue = np.asarray(ndimage.mean(rgby[..., 2], seg.cells, crops.cell_ids), np.float64).reshape(-1)
+    return PreparedImage(image_id, rgby.shape[0], rgby.shape[1], crops.crops, whole, crops.cell_ids, crops.boxes,
+                         [tokens[int(c)] for c in crops.cell_ids], blue)
+
+
+@dataclass(frozen=True)
+class FailedImage:
+    """An image that could not be prepared: its ID and what went wrong (one line)."""
+
+    image_id: str
+    problem: str
+
+
+def prepare_or_fail(spec: PrepareSpec, image_id: str) -> PreparedImage | FailedImage:
+    """`prepare_image`, or a FailedImage naming the problem (any error: the batch goes on)."""
+    try:
+        return prepare_image(spec, image_id)
+    except Exception as error:  # noqa: BLE001 - reported per image by the caller
+        return FailedImage(image_id, describe(error))
+
+
+def prepared_stream(ids: list[str], spec: PrepareSpec, workers: int, prefetch: int) -> Iterator[PreparedImage | FailedImage]:
+    """PreparedImage of each ID, in order; `workers` spawned processes keep `prefetch` images ahead.
+
+    workers 0 prepares in the calling process. Processes are spawned, not forked, because the
+    caller has TensorFlow threads running.
+    """
+    if workers <= 0 or len(ids) <= 1:
+        for image_id in ids:
+            yield prepare_or_fail(spec, image_id)
+        return
+
+    window = max(prefetch, workers)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        queued: deque = deque()
+        pending = iter(ids)
+        for image_id in pending:
+            queued.append(pool.submit(prepare_or_fail, spec, image_id))
+            if len(queued) >= window:
+                break
+        while queued:
+            result = queued.popleft().result()
+            nxt = next(pending, None)
+            if nxt is not None:
+                queued.append(pool.submit(prepare_or_fail, spec, nxt))
+            yield result

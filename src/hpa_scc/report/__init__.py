@@ -1,0 +1,1 @@
+"""Floor 4: pictures, charts and HTML pages for people."""

@@ -1,0 +1,88 @@
+import json
+
+import numpy as np
+
+from hpa_scc.core.classes import NEGATIVE
+from hpa_scc.core.config_images import SynthConfig
+from hpa_scc.data.images import list_image_ids, read_label_png, read_rgby
+from hpa_scc.data.tables import read_cell_labels, read_labels, read_sample_submission
+from hpa_scc.synth.dataset import generate_dataset
+from hpa_scc.synth.draw import generate_image
+from hpa_scc.submission.rows import read_submission
+from hpa_scc.submission.encode import decode_mask
+
+
+def test_layout_and_round_trip(tiny_data, tiny_synth_config):
+    train_ids = list_image_ids(tiny_data / "train")
+    test_ids = list_image_ids(tiny_data / "test")
+    assert len(train_ids) == 4 and len(test_ids) == 3
+    labels = read_labels(tiny_data / "train.csv")
+    assert sorted(labels) == train_ids
+    cell_labels = read_cell_labels(tiny_data / "cell_labels.csv")
+    manifest = json.loads((tiny_data / "manifest.json").read_text())
+    assert {m["bits"] for m in manifest["images"]} <= {8, 16}
+    for image_id in train_ids:
+        rgby = read_rgby(tiny_data / "train", image_id)
+        cells = read_label_png(tiny_data / "truth" / f"{image_id}_cells.png")
+        nuclei = read_label_png(tiny_data / "truth" / f"{image_id}_nuclei.png")
+        assert cells.dtype == np.uint16 and cells.shape == rgby.shape[:2]
+        ids = set(np.unique(cells)) - {0}
+        assert ids == set(range(1, len(ids) + 1))
+        assert set(np.unique(nuclei)) - {0} <= ids
+        assert np.all(cells[nuclei > 0] == nuclei[nuclei > 0])  # nuclei lie in their cells
+        per_cell = {cid: labs for (iid, cid), labs in cell_labels.items() if iid == image_id}
+        assert set(per_cell) == ids
+        union = {c for labs in per_cell.values() for c in labs if c != NEGATIVE}
+        assert set(labels[image_id]) == (union or {NEGATIVE})  # weak label = union of cell labels
+        assert rgby[..., 2][nuclei > 0].mean() > 2 * rgby[..., 2][cells == 0].mean()  # nuclei are blue
+
+
+def test_solution_matches_truth(tiny_data):
+    solution = read_submission(tiny_data / "solution.csv")
+    sample = read_sample_submission(tiny_data / "sample_submission.csv")
+    assert [r.image_id for r in sample] == list(solution)
+    cell_labels = read_cell_labels(tiny_data / "cell_labels.csv")
+    for image_id, row in solution.items():
+        cells = read_label_png(tiny_data / "truth" / f"{image_id}_cells.png")
+        expected = sum(len(l) for (i, _), l in cell_labels.items() if i == image_id)
+        assert len(row.predictions) == expected
+        first = row.predictions[0]
+        mask = decode_mask(first.token, row.height, row.width)
+        cell_id = int(np.bincount(cells[mask]).argmax())
+        assert np.array_equal(mask, cells == cell_id)
+        assert first.label in cell_labels[(image_id, cell_id)]
+
+
+def test_deterministic_across_workers(tmp_path):
+    cfg = SynthConfig(n_train=2, n_test=1, sizes=(192,), seed=3, workers=1)
+    generate_dataset(cfg, tmp_path / "a", progress=False, workers=1)
+    generate_dataset(cfg, tmp_path / "b", progress=False, workers=2)
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert len(files) > 10
+    for rel in files:
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+
+
+def test_patterns_differ_between_classes():
+    cfg = SynthConfig(p_express=1.0, labels_per_image=(1.0,), cells_min=10, cells_max=10)
+    greens = {}  # class -> green brightness in nuclei / in cytoplasm
+    for seed in range(40):
+        image = generate_image(seed, 256, cfg)
+        cls = image.image_labels[0]
+        if cls not in greens and cls != NEGATIVE:
+            g = image.rgby[..., 1]
+            greens[cls] = (g[image.nuclei > 0].mean() + 1e-6) / (g[(image.cells > 0) & (image.nuclei == 0)].mean() + 1e-6)
+    assert 0 in greens and greens[0] > 1.5  # nucleoplasm: nuclear
+    if 16 in greens:
+        assert greens[16] < 0.7  # cytosol: cytoplasmic
+
+
+def test_sizes_and_border_and_counts():
+    cfg = SynthConfig(cells_min=20, cells_max=20)
+    image = generate_image(11, 512, cfg)
+    cells = image.cells
+    assert cells.max() >= 8
+    border = np.concatenate([cells[0], cells[-1], cells[:, 0], cells[:, -1]])
+    assert (border > 0).any()  # cells are cut by the border
+    # touching cells: some pixel has a different non-zero neighbour
+    assert ((cells[:, 1:] != cells[:, :-1]) & (cells[:, 1:] > 0) & (cells[:, :-1] > 0)).any()
