@@ -57,8 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             p.add_argument("folder")
         p.add_argument("--solution", required=True, help="solution CSV (truth in the submission layout)")
-        p.add_argument("--iou", type=float, default=0.6, help="mask IoU threshold (default 0.6)")
-        p.add_argument("--strict", action="store_true", help="count detections of unverified classes as false positives")
+        add_config(p)
+        p.add_argument("--iou", type=float, help="mask IoU threshold (default: score.iou, the competition's 0.6)")
+        p.add_argument("--strict", action="store_true", default=None,
+                       help="count detections of unverified classes as false positives (default: score.strict)")
         p.set_defaults(func=cmd_score if name == "score" else cmd_leaderboard)
 
     p = sub.add_parser("segment", help="segment images into cached cell/nucleus masks")

@@ -20,6 +20,7 @@ from hpa_scc.report.plots import plot_per_class
 from hpa_scc.segment.cache import read_masks, segment_folder
 from hpa_scc.submission.rows import validate_submission
 from hpa_scc.synth.dataset import generate_dataset, summarize
+from hpa_scc.core.config_images import ScoreConfig
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -47,8 +48,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _score_config(args: argparse.Namespace) -> ScoreConfig:
+    """The score section of --config, with --iou and --strict applied."""
+    return config_of(args, flag_overrides(args, {"iou": "score.iou", "strict": "score.strict"})).score
+
+
 def cmd_score(args: argparse.Namespace) -> int:
-    result = score_files(args.submission, args.solution, iou=args.iou, strict=args.strict)
+    cfg = _score_config(args)
+    result = score_files(args.submission, args.solution, iou=cfg.iou, strict=cfg.strict)
     if args.per_class:
         print(result.table())
     if args.json:
@@ -61,7 +68,8 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    print(format_leaderboard(leaderboard(args.folder, args.solution, iou=args.iou, strict=args.strict)))
+    cfg = _score_config(args)
+    print(format_leaderboard(leaderboard(args.folder, args.solution, iou=cfg.iou, strict=cfg.strict)))
     return 0
 
 

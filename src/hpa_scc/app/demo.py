@@ -8,7 +8,6 @@ run, which resumes).
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from pathlib import Path
@@ -16,31 +15,18 @@ from pathlib import Path
 import numpy as np
 
 from hpa_scc.core.classes import NUM_CLASSES
-from hpa_scc.core.config import Config, config_to_dict, replace
-from hpa_scc.core.layout import cells_table_path
-from hpa_scc.data.images import list_image_ids, read_label_png, read_rgby
+from hpa_scc.core.config import Config, replace
+from hpa_scc.core.layout import CURVES_FILE, LABELS_FILE, SAMPLE_FILE, SOLUTION_FILE, TEST_DIR, TRAIN_DIR, TRUTH_DIR, cells_table_path
+from hpa_scc.data.images import list_image_ids, read_rgby
 from hpa_scc.data.tables import read_cells_table, read_labels
-from hpa_scc.evaluate.baselines import write_floor
-from hpa_scc.metrics.agreement import f1_score, match_cells
 from hpa_scc.metrics.classification import COLLAPSE_SPREAD, within_image_spread
-from hpa_scc.metrics.competition import score_files
 from hpa_scc.predict.submit import predict_submission
 from hpa_scc.report.pages import legend_html, write_html
 from hpa_scc.report.pictures import save_rgb, side_by_side, top_label_overlay
 from hpa_scc.report.plots import plot_per_class
-from hpa_scc.segment.cache import read_masks, segment_folder
-from hpa_scc.synth.dataset import generate_dataset
+from hpa_scc.segment.cache import read_masks
 from hpa_scc.train.run import train
-
-
-def _data_is_current(cfg: Config, data: Path) -> bool:
-    manifest = data / "manifest.json"
-    if not manifest.is_file():
-        return False
-    try:
-        return json.loads(manifest.read_text()).get("config") == config_to_dict(cfg.synth)
-    except json.JSONDecodeError:
-        return False
+from hpa_scc.evaluate.pipeline import ensure_generated, floor_map, score_generated, segment_splits, segmentation_f1
 
 
 def run_demo(cfg: Config, quick: bool = False) -> dict:
@@ -55,57 +41,47 @@ def run_demo(cfg: Config, quick: bool = False) -> dict:
     start = time.time()
 
     print(f"[1/6] synthetic data -> {data}")
-    if _data_is_current(cfg, data):
+    if ensure_generated(cfg.synth, data):
         print("      up to date (same config), reused")
-    else:
-        generate_dataset(cfg.synth, data)
-    labels = read_labels(data / "train.csv")
-    train_ids, test_ids = list_image_ids(data / "train"), list_image_ids(data / "test")
+    labels = read_labels(data / LABELS_FILE)
     counts = np.bincount([c for labs in labels.values() for c in labs], minlength=NUM_CLASSES)
-    print(f"      {len(train_ids)} train / {len(test_ids)} test images; image-label counts per class: {counts.tolist()}")
 
     masks = Path(cfg.paths.masks)
+    train_ids, test_ids = list_image_ids(data / TRAIN_DIR), list_image_ids(data / TEST_DIR)
+    print(f"      {len(train_ids)} train / {len(test_ids)} test images; image-label counts per class: {counts.tolist()}")
     print(f"[2/6] segmentation ({cfg.segment.backend}) -> {masks}")
-    for split, ids in (("train", train_ids), ("test", test_ids)):
-        segment_folder(data / split, masks, cfg.segment, ids=ids)
-    totals = np.zeros(3, int)
-    for image_id in train_ids + test_ids:
-        truth = read_label_png(data / "truth" / f"{image_id}_cells.png")
-        totals += match_cells(read_masks(masks, image_id).cells, truth)
-    f1 = f1_score(*totals.tolist())[2]
+    segment_splits(data, masks, cfg.segment)
+    f1 = segmentation_f1(data, masks, train_ids + test_ids, cfg.score.iou)
     outputs["segmentation_f1"] = f1
-    print(f"      cells matched to the synthetic truth at IoU >= 0.6: F1 {f1:.3f}")
+    print(f"      cells matched to the synthetic truth at IoU >= {cfg.score.iou}: F1 {f1:.3f}")
 
     run = Path(cfg.paths.run)
     print(f"[3/6] training ({cfg.train.mode} mode, {cfg.train.epochs} epochs, {cfg.model.size} px) -> {run}")
 
-    result = train(cfg, data / "train", data / "train.csv", masks, run)
+    result = train(cfg, data / TRAIN_DIR, data / LABELS_FILE, masks, run)
     outputs["run"] = str(run)
     if result["history"]:
         first, last = result["history"][0], result["history"][-1]
-        print(f"      loss {float(first['loss']):.4f} -> {float(last['loss']):.4f}; curves in {run / 'curves.png'}")
+        print(f"      loss {float(first['loss']):.4f} -> {float(last['loss']):.4f}; curves in {run / CURVES_FILE}")
 
     submission = Path(cfg.paths.submission)
     broadcast = submission.with_name(submission.stem + "_broadcast.csv")
     print(f"[4/6] prediction ({cfg.predict.engine}, cell weight {cfg.predict.cell_weight}) -> {submission}")
 
-    sample = data / "sample_submission.csv"
-    predicted = predict_submission(cfg, run, data / "test", sample, submission, masks=masks)
+    sample = data / SAMPLE_FILE
+    predicted = predict_submission(cfg, run, data / TEST_DIR, sample, submission, masks=masks)
     baseline_cfg = replace(cfg, predict=replace(cfg.predict, cell_weight=0.0))
-    predict_submission(baseline_cfg, run, data / "test", sample, broadcast, masks=masks, progress=False)
+    predict_submission(baseline_cfg, run, data / TEST_DIR, sample, broadcast, masks=masks, progress=False)
     print(f"      {predicted['cells']} cells of {predicted['images']} images; broadcast baseline (cell weight 0) "
           f"-> {broadcast}")
 
-    print(f"[5/6] score against the synthetic truth ({data / 'solution.csv'})")
+    print(f"[5/6] score against the synthetic truth ({data / SOLUTION_FILE})")
 
-    def score(path: Path) -> float:
-        return score_files(path, data / "solution.csv", iou=cfg.score.iou, strict=cfg.score.strict).map
-
-    scored = score_files(submission, data / "solution.csv", iou=cfg.score.iou, strict=cfg.score.strict)
-    floor = score(write_floor(sample, masks, submission.with_name(submission.stem + "_floor.csv")))
-    floor_true = score(write_floor(sample, data / "truth", submission.with_name(submission.stem + "_floor_truemasks.csv")))
-    outputs.update(submission=str(submission), map=scored.map, broadcast_map=score(broadcast), floor_map=floor,
-                   floor_true_masks_map=floor_true)
+    scored = score_generated(submission, data, cfg.score)
+    floor = floor_map(data, masks, submission.with_name(submission.stem + "_floor.csv"), cfg.score)
+    floor_true = floor_map(data, data / TRUTH_DIR, submission.with_name(submission.stem + "_floor_truemasks.csv"), cfg.score)
+    outputs.update(submission=str(submission), map=scored.map, broadcast_map=score_generated(broadcast, data, cfg.score).map,
+                   floor_map=floor, floor_true_masks_map=floor_true)
     plot_per_class(scored, report / "per_class_ap.png", title=f"{submission.name}: mAP {scored.map:.4f}")
     print(f"      mAP {scored.map:.4f} | floor {floor:.4f} (one constant confidence for every cell and label, same masks; "
           f"{floor_true:.4f} with the true masks) | broadcast baseline {outputs['broadcast_map']:.4f}")
@@ -136,10 +112,10 @@ def write_report(cfg: Config, report: Path, run: Path, submission: Path, scored,
                  image_ids: list[str]) -> Path:
     """reports/.../index.html: mAP, per-class AP chart, training curves, overlays coloured by top label."""
     data = Path(cfg.paths.data)
-    if (run / "curves.png").is_file():
-        shutil.copyfile(run / "curves.png", report / "curves.png")
+    if (run / CURVES_FILE).is_file():
+        shutil.copyfile(run / CURVES_FILE, report / CURVES_FILE)
     tops = _top_labels(cells_table_path(submission), image_ids)
-    pictures = [top_label_overlay(read_rgby(data / "test", i), read_masks(cfg.paths.masks, i).cells, tops.get(i, {}))
+    pictures = [top_label_overlay(read_rgby(data / TEST_DIR, i), read_masks(cfg.paths.masks, i).cells, tops.get(i, {}))
                 for i in image_ids]
     if pictures:
         save_rgb(report / "overlays.png", side_by_side(pictures, 360))

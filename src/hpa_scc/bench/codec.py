@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from hpa_scc.core.classes import NUM_CLASSES
+from hpa_scc.core.layout import SOLUTION_FILE
 from hpa_scc.metrics.competition import score_files
 from hpa_scc.submission.encode import encode_label_image, encode_mask
 from hpa_scc.submission.rows import Prediction, write_submission
@@ -66,7 +67,7 @@ def bench_score(n_images: int = 559, size: int = 2048, n_cells: int = 25, layout
         submission[image_id] = [Prediction(c, float(rng.random()), pred[cell]) for cell in pred for c in range(NUM_CLASSES)]
     rows = [(i, size, size) for i in ids]
     with tempfile.TemporaryDirectory() as tmp:
-        sol_path, sub_path = Path(tmp) / "solution.csv", Path(tmp) / "submission.csv"
+        sol_path, sub_path = Path(tmp) / SOLUTION_FILE, Path(tmp) / "submission.csv"
         write_submission(sol_path, rows, solution)
         write_submission(sub_path, rows, submission)
         triples = sum(len(v) for v in submission.values())

@@ -14,6 +14,7 @@ import numpy as np
 
 from hpa_scc.core.config import load_config, replace, save_config
 from hpa_scc.core.config_images import SynthConfig
+from hpa_scc.core.layout import CONFIG_FILE, MODEL_FILE, SAMPLE_FILE, TEST_DIR
 from hpa_scc.data.images import list_image_ids
 from hpa_scc.model.classifier import build_classifier
 from hpa_scc.model.engines import load_engine
@@ -43,8 +44,8 @@ def bench_predict(n_images: int = 16, size: int = 2048, model_size: int = 128, b
         root = Path(tmp)
         run = root / "run"
         run.mkdir()
-        build_classifier(cfg.model).save(run / "model.keras")
-        save_config(cfg, run / "config.yaml")
+        build_classifier(cfg.model).save(run / MODEL_FILE)
+        save_config(cfg, run / CONFIG_FILE)
         export_onnx(run)
         batch = np.random.default_rng(0).integers(0, 256, (batch_size, model_size, model_size, 4)).astype(np.float32)
         for name in ("keras", "onnx"):
@@ -54,7 +55,7 @@ def bench_predict(n_images: int = 16, size: int = 2048, model_size: int = 128, b
         synth = SynthConfig(n_train=0, n_test=n_images, sizes=(size,), cells_min=project_cells - 5,
                             cells_max=project_cells + 5, cell_radius=0.09, seed=5, workers=2)
         generate_dataset(synth, root / "data", progress=False)
-        images, masks = root / "data" / "test", root / "masks"
+        images, masks = root / "data" / TEST_DIR, root / "masks"
         start = time.perf_counter()
         segment_folder(images, masks, cfg.segment, progress=False)
         seg_seconds = (time.perf_counter() - start) / len(list_image_ids(images))
@@ -70,10 +71,10 @@ def bench_predict(n_images: int = 16, size: int = 2048, model_size: int = 128, b
               f"{figures['prepare_cells_per_s']:.1f} cells/s")
         for name in ("keras", "onnx"):
             run_cfg = replace(cfg, predict=replace(cfg.predict, engine=name))
-            predict_submission(run_cfg, run, images, root / "data" / "sample_submission.csv", root / f"warm_{name}.csv",
+            predict_submission(run_cfg, run, images, root / "data" / SAMPLE_FILE, root / f"warm_{name}.csv",
                                masks=masks, progress=False)  # loads libraries, compiles
             start = time.perf_counter()
-            result = predict_submission(run_cfg, run, images, root / "data" / "sample_submission.csv",
+            result = predict_submission(run_cfg, run, images, root / "data" / SAMPLE_FILE,
                                         root / f"{name}.csv", masks=masks, progress=False)
             seconds = time.perf_counter() - start
             cells_per_s = result["cells"] / seconds
@@ -104,12 +105,12 @@ def bench_predict_memory(config: Optional[str] = "default.yaml", size: int = 307
         generate_dataset(SynthConfig(n_train=0, n_test=1, sizes=(size,), seed=9, workers=1), root / "data", progress=False)
         run = root / "run"
         run.mkdir()
-        build_classifier(cfg.model).save(run / "model.keras")
-        save_config(cfg, run / "config.yaml")
+        build_classifier(cfg.model).save(run / MODEL_FILE)
+        save_config(cfg, run / CONFIG_FILE)
         command = [sys.executable, "-c", "import resource, sys; from hpa_scc.app.cli import main; code = main(sys.argv[1:]); "
                    "print(f'PEAK_RSS_MB {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}'); sys.exit(code)",
-                   "predict", "--model", str(run), "--images", str(root / "data" / "test"),
-                   "--sample", str(root / "data" / "sample_submission.csv"), "--out", str(root / "sub.csv"),
+                   "predict", "--model", str(run), "--images", str(root / "data" / TEST_DIR),
+                   "--sample", str(root / "data" / SAMPLE_FILE), "--out", str(root / "sub.csv"),
                    "--quiet", "--workers", "0"] + (["--config", config] if config else [])
         start = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True)

@@ -9,6 +9,7 @@ from typing import Optional
 
 from hpa_scc.core.config import load_config
 from hpa_scc.core.config_images import SynthConfig
+from hpa_scc.core.layout import LABELS_FILE, TRAIN_DIR
 from hpa_scc.crops.shards import prepare_dataset
 from hpa_scc.synth.dataset import generate_dataset
 
@@ -24,7 +25,7 @@ def bench_prepare(config: Optional[str] = "default.yaml", n_images: int = 8, siz
         root = Path(tmp)
         generate_dataset(SynthConfig(n_train=n_images, n_test=0, sizes=(size,), seed=11, workers=workers), root / "data",
                          progress=False)
-        index = prepare_dataset(cfg, root / "data" / "train", root / "data" / "train.csv", root / "prepared",
+        index = prepare_dataset(cfg, root / "data" / TRAIN_DIR, root / "data" / LABELS_FILE, root / "prepared",
                                 progress=False)
         disk = sum(p.stat().st_size for p in (root / "prepared").glob("shard_*.npz"))
     per_image_s, per_image_mb = index["seconds"] / n_images, disk / n_images / 1e6

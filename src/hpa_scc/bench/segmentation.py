@@ -15,7 +15,6 @@ Three parts, one JSON (`OUT/segment.json`) and one overlay PNG per real image (`
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import resource
 import time
@@ -27,6 +26,7 @@ import numpy as np
 
 from hpa_scc.core.config_images import SegmentConfig, SynthConfig
 from hpa_scc.core.files import atomic_write_text
+from hpa_scc.core.layout import SAMPLE_FILE, SOLUTION_FILE, TEST_DIR, TRUTH_DIR, truth_paths
 from hpa_scc.data.images import find_shared_data, list_image_ids, read_label_png, read_rgby
 from hpa_scc.evaluate.baselines import write_floor
 from hpa_scc.metrics.agreement import agreement_totals, cell_agreement
@@ -34,8 +34,9 @@ from hpa_scc.metrics.competition import score_files
 from hpa_scc.report.pictures import composite, overlay, save_rgb
 from hpa_scc.segment.cache import read_masks, segment_folder
 from hpa_scc.segment.segmenter import make_segmenter
-from hpa_scc.synth.dataset import generate_dataset
 from hpa_scc.synth.draw import generate_image
+from hpa_scc.evaluate.pipeline import ensure_generated
+from hpa_scc.core.parallel import process_pool
 
 
 SPEED_SIDES = (1728, 2048, 3072)
@@ -92,15 +93,14 @@ def bench_real(real: Path, cfg: SegmentConfig, out: Path) -> dict:
 def bench_generated(cfg: SegmentConfig, synth: SynthConfig, out: Path) -> dict:
     """F1 against the truth on a generated set, and the floor mAP with true vs project masks."""
     data, masks = out / "generated", out / "generated_masks"
-    if not (data / "manifest.json").is_file():
-        generate_dataset(synth, data, progress=False)
-    ids = list_image_ids(data / "test")
-    segment_folder(data / "test", masks, cfg, ids=ids, progress=False)
-    per_image = {i: cell_agreement(read_masks(masks, i).cells, read_label_png(data / "truth" / f"{i}_cells.png"))
+    ensure_generated(synth, data, progress=False)
+    ids = list_image_ids(data / TEST_DIR)
+    segment_folder(data / TEST_DIR, masks, cfg, ids=ids, progress=False)
+    per_image = {i: cell_agreement(read_masks(masks, i).cells, read_label_png(truth_paths(data, i)[0]))
                  for i in ids}
     totals = agreement_totals(per_image)
-    sample, solution = data / "sample_submission.csv", data / "solution.csv"
-    floor_true = score_files(write_floor(sample, data / "truth", out / "floor_truemasks.csv"), solution).map
+    sample, solution = data / SAMPLE_FILE, data / SOLUTION_FILE
+    floor_true = score_files(write_floor(sample, data / TRUTH_DIR, out / "floor_truemasks.csv"), solution).map
     floor_project = score_files(write_floor(sample, masks, out / "floor_projectmasks.csv"), solution).map
     print(f"generated ({len(ids)} test images, sides {list(synth.sizes)}, seed {synth.seed}): F1 mean "
           f"{totals['mean_f1']:.3f} (min {totals['min_f1']:.2f}), pooled {totals['pooled_f1']:.3f}; floor mAP "
@@ -133,14 +133,13 @@ def bench_speed(real: Optional[Path], cfg: SegmentConfig, repeats: int = 3) -> d
     else:
         source = generate_image(0, 2048, SynthConfig()).rgby
     figures = {}
-    context = multiprocessing.get_context("spawn")
     env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
     os.environ.update({k: "1" for k in env})
     try:
         for side in SPEED_SIDES:
             rgby = cv2.resize(source, (side, side), interpolation=cv2.INTER_LINEAR).astype(np.float32)
-            with context.Pool(1) as pool:
-                seconds, rss = pool.apply(_time_one, ((rgby, cfg, repeats),))
+            with process_pool(1, spawn=True) as pool:  # a fresh process: its peak RSS is this image's
+                seconds, rss = pool.submit(_time_one, (rgby, cfg, repeats)).result()
             figures[str(side)] = {"seconds": seconds, "peak_rss_mb": rss}
             print(f"speed {side}x{side}: {seconds:.2f} s on one core, peak RSS {rss:.0f} MB")
     finally:

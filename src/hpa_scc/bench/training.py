@@ -10,6 +10,7 @@ import keras
 
 from hpa_scc.core.config import load_config
 from hpa_scc.core.config_images import SynthConfig
+from hpa_scc.core.layout import CROP_CACHE_DIR, LABELS_FILE, TRAIN_DIR, TRUTH_DIR
 from hpa_scc.data.tables import read_labels
 from hpa_scc.model.classifier import build_classifier
 from hpa_scc.synth.dataset import generate_dataset
@@ -22,7 +23,7 @@ def generated_training_set(root: Path, n_train: int, size: int, seed: int = 0):
     """A synthetic training set; its truth masks double as the mask cache (same file names)."""
     cfg = SynthConfig(n_train=n_train, n_test=0, sizes=(size,), seed=seed, workers=2)
     generate_dataset(cfg, root, progress=False)
-    return root / "train", root / "train.csv", root / "truth"
+    return root / TRAIN_DIR, root / LABELS_FILE, root / TRUTH_DIR
 
 
 def bench_train(n_train: int = 16, size: int = 384, model_size: int = 96, steps: int = 10) -> dict:
@@ -31,8 +32,8 @@ def bench_train(n_train: int = 16, size: int = 384, model_size: int = 96, steps:
     with tempfile.TemporaryDirectory() as tmp:
         images, labels_csv, masks = generated_training_set(Path(tmp), n_train, size)
         labels = read_labels(labels_csv)
-        examples = make_examples(cfg, images, labels, masks, cache=Path(tmp) / "crops")
-        source = CropSource(cfg, images, masks, Path(tmp) / "crops")
+        examples = make_examples(cfg, images, labels, masks, cache=Path(tmp) / CROP_CACHE_DIR)
+        source = CropSource(cfg, images, masks, Path(tmp) / CROP_CACHE_DIR)
         ds = make_dataset(examples, source, cfg, training=True).repeat()
         iterator = iter(ds)
         next(iterator)

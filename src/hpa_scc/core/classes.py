@@ -95,3 +95,5 @@ def from_multi_hot(vector: np.ndarray, threshold: float = 0.5) -> tuple[int, ...
     if vector.shape != (NUM_CLASSES,):
         raise InputError(f"expected a vector of shape ({NUM_CLASSES},), got {vector.shape}")
     return tuple(int(i) for i in np.flatnonzero(vector >= threshold))
+
+COMPETITION_IOU = 0.6  # a detection matches a true cell at mask IoU >= this (the competition's metric)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from hpa_scc.core.errors import ConfigError
+from hpa_scc.core.classes import COMPETITION_IOU
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,10 @@ class SynthConfig:
     p_express: float = 0.75  # chance that a cell shows each of its image's patterns
     p_negative_image: float = 0.02  # chance that an image shows no pattern at all
     noise: float = 0.02  # Gaussian noise sigma, in [0, 1] intensity units
+    # A drawn cell is kept (and labelled) when its area and its nucleus's area inside the frame reach
+    # these, px at 2048 x 2048 (scaled with the image area): cells cut by the edge down to a sliver are not cells.
+    cell_min_area: int = 5500
+    nucleus_min_area: int = 1500
     seed: int = 0
     workers: int = 2
 
@@ -73,6 +78,10 @@ class SegmentConfig:
     nucleus_threshold: float = 1.0  # 1 = Otsu; 0 = background level (see segment._threshold)
     split_min_distance: int = 20  # min distance between nucleus seeds, px at 2048
     split_footprint: float = 1.0  # h-maxima depth as a fraction of a typical nucleus radius
+    typical_nucleus_radius: float = 1.2  # a typical nucleus radius = this x the radius of a nucleus of nucleus_min_area
+    split_depth: float = 0.5  # ... and the h-maxima depth = split_footprint x split_depth x that radius
+    seed_support: float = 0.5  # a dilated seed keeps pixels whose distance is >= this x the h-maxima depth
+    nucleus_fragment_area: float = 0.5  # nucleus fragments below this x nucleus_min_area are dropped before splitting
     # Cell foreground: the smoothed red + yellow (+ blue) signal, normalised to its 99.5th percentile,
     # above a cut between background (0) and Otsu (1) of log(signal + cell_signal_floor). In log space
     # the faint cytoplasm at a cell's edge counts as cell; a linear Otsu cut in dense fields fell
@@ -121,7 +130,7 @@ class CropConfig:
 class ScoreConfig:
     """Competition metric settings."""
 
-    iou: float = 0.6
+    iou: float = COMPETITION_IOU
     strict: bool = False  # count detections of unverified classes as false positives
 
 

@@ -27,6 +27,7 @@ class ModelConfig:
     # Input normalisation of a model without pretrained weights: `data` = per-channel mean/std of
     # the training crops (stored in the model), `none` = inputs only scaled to [0, 1].
     input_norm: str = "data"
+    input_std_floor: float = 1e-3  # per-channel std of the `data` normalisation is at least this (a near-empty channel)
 
     def __post_init__(self) -> None:
         if self.backbone not in ("keras", "efficientnet"):
@@ -66,6 +67,7 @@ class TrainConfig:
     learning_rate: float = 1e-3
     val_fraction: float = 0.2
     loss: str = "focal"  # bce | weighted_bce | focal
+    class_weight_max: float = 50.0  # weighted_bce: positive weight per class, (negatives / positives) capped at this
     focal_gamma: float = 2.0
     pseudo_rounds: int = 0
     pseudo_keep: float = 0.5  # keep an image label on a cell when its score >= this x the image max
@@ -74,11 +76,14 @@ class TrainConfig:
     lr_schedule: str = "cosine"  # cosine: linear warm-up, then cosine decay to 0 over a round | plateau
     warmup_epochs: float = 1.0  # cosine warm-up length, epochs
     reduce_lr: int = 2  # plateau: ReduceLROnPlateau patience in epochs
+    reduce_lr_factor: float = 0.5  # plateau: the learning rate is multiplied by this
     strategy: str = "default"  # default | mirrored | multiworker | tpu
     max_cells_per_image: int = 64
     # Images whose crops are held in memory together; training shuffles cells and MIL bags within
     # such windows (reads stay cheap and memory bounded; a window mixes many images per batch).
     shuffle_window: int = 32
+    shuffle_buffer: int = 1024  # cells mode: tf.data shuffle buffer (crops) on top of the windowed order
+    statistics_crops: int = 512  # crops (spread evenly over the training set) that set the input normalisation
     # Out-of-fold pseudo-labels (with pseudo_rounds >= 1): >= 2 folds by image; each fold's model,
     # trained on the other folds, relabels the held-out images' cells (pseudo_keep / pseudo_min);
     # the final model trains on those labels. 0 = in-sample rounds (the model relabels its own cells).
@@ -90,6 +95,7 @@ class TrainConfig:
     mil_bag_size: int = 4  # small bags: a CPU batch of 32 cells then mixes 8 images
     mil_pooling: str = "lse"  # mean | max | lse (log-sum-exp of the logits, sharpness mil_lse_r) | attention
     mil_lse_r: float = 5.0
+    mil_attention_units: int = 64  # attention pooling: width of the tanh layer that scores each cell
     mil_cell_weight: float = 0.1
     seed: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)

@@ -1,4 +1,4 @@
-"""Files written safely: atomic writes (temp file + rename), stale temp-file clean-up, hashes."""
+"""Files written safely: atomic writes (temp file + rename), stale temp-file clean-up, hashes, settings stamps."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
+
+from hpa_scc.core.errors import InputError
 
 
 @contextlib.contextmanager
@@ -55,3 +57,40 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     """Write text to `path` atomically (temp file + rename)."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+STAMP_KEY = "settings_key"
+
+
+def stamp_key(stamp: str | Path) -> Optional[str]:
+    """The settings key recorded in a stamp file (a folder's JSON record of the settings its contents
+    were made with); None when the file is absent or unreadable."""
+    try:
+        recorded = json.loads(Path(stamp).read_text())
+    except (OSError, ValueError):
+        return None
+    return recorded.get(STAMP_KEY) if isinstance(recorded, dict) else None
+
+
+def write_stamp(stamp: str | Path, settings: dict, **extra) -> str:
+    """Record `settings` (and `extra` fields) in a stamp file, atomically; returns their key."""
+    key = settings_hash(settings)
+    atomic_write_text(stamp, json.dumps({STAMP_KEY: key, "settings": settings, **extra}, indent=1))
+    return key
+
+
+def claim_folder(stamp: str | Path, settings: dict, what: str, force: bool = False) -> bool:
+    """Record that the folder of `stamp` holds `what` made with `settings`: the one "was this folder
+    made with these settings?" check of every cache and output folder.
+
+    InputError when it holds some made with other settings, unless `force` (`what` names them, e.g.
+    "masks made with other segmentation settings"); returns True when the earlier contents were made
+    with other settings (the caller redoes or deletes them).
+    """
+    stamp = Path(stamp)
+    changed = stamp.is_file() and stamp_key(stamp) != settings_hash(settings)
+    if changed and not force:
+        raise InputError(f"{stamp.parent} holds {what} ({stamp}); "
+                         "use another --out folder or --force to redo them")
+    write_stamp(stamp, settings)
+    return changed

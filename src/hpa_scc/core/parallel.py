@@ -1,28 +1,111 @@
-"""Run independent tasks on local processes or a Dask cluster, yielding results as they finish."""
+"""Parallel work and batches that keep going: the one process pool, the one ordered look-ahead
+stream, Dask or local task runs, and `KeepGoing`, the rule every batch of images follows."""
 
 from __future__ import annotations
 
-from concurrent.futures import ProcessPoolExecutor, as_completed as first_done
-from typing import Any, Callable, Iterator, Optional
+import multiprocessing
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Any, Callable, Iterable, Iterator, Optional, TypeVar
+
+from hpa_scc.core.errors import BatchFailures, InputError, describe
+
+T = TypeVar("T")
+
+
+def process_pool(workers: int, spawn: bool = False) -> ProcessPoolExecutor:
+    """The project's process pool: `workers` processes, spawned (needed beside TensorFlow's threads,
+    and for a clean process to measure) or forked (cheaper, the platform's default)."""
+    context = multiprocessing.get_context("spawn") if spawn else None
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
 
 
 def run_tasks(function: Callable[[Any], Any], tasks: list, workers: int = 1, scheduler: Optional[Any] = None) -> Iterator[Any]:
     """Results of `function(task)` for every task, in completion order.
 
     scheduler: a Dask distributed address ("tcp://host:8786") or a `distributed.Client`;
-    otherwise `workers` > 1 spawns that many local processes, and 1 runs in this process.
+    otherwise `workers` > 1 uses that many local processes, and 1 runs in this process.
     `function` must be a module-level function (it is pickled to the workers).
     """
     if scheduler is not None:
-        from distributed import Client, as_completed
+        from distributed import Client  # Dask: imported only when a scheduler is named (slow to import)
+        from distributed import as_completed as dask_completed
 
         client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
-        for future in as_completed(client.map(function, tasks, pure=False)):
+        for future in dask_completed(client.map(function, tasks, pure=False)):
             yield future.result()
     elif workers > 1 and len(tasks) > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for future in first_done([pool.submit(function, t) for t in tasks]):
+        with process_pool(workers) as pool:
+            for future in as_completed([pool.submit(function, t) for t in tasks]):
                 yield future.result()
     else:
         for task in tasks:
             yield function(task)
+
+
+def ordered_stream(function: Callable[..., T], items: Iterable, workers: int, window: int, *args: Any,
+                   spawn: bool = True) -> Iterator[T]:
+    """`function(*args, item)` for every item, in the items' order, with `workers` processes keeping
+    up to `window` items ahead of the consumer (memory holds the window, not the whole list).
+    workers 0 (or one item) runs in the calling process."""
+    items = list(items)
+    if workers <= 0 or len(items) <= 1:
+        for item in items:
+            yield function(*args, item)
+        return
+    window = max(window, workers)
+    with process_pool(workers, spawn=spawn) as pool:
+        queued: deque = deque()
+        pending = iter(items)
+        for item in pending:
+            queued.append(pool.submit(function, *args, item))
+            if len(queued) >= window:
+                break
+        while queued:
+            result = queued.popleft().result()
+            nxt = next(pending, None)
+            if nxt is not None:
+                queued.append(pool.submit(function, *args, nxt))
+            yield result
+
+
+class KeepGoing:
+    """The rule of every batch of images: a bad image is noted (ID, one line naming the file and the
+    problem) and the batch goes on; `raise_failures` then names them all. fail_fast: stop at the first.
+    """
+
+    def __init__(self, fail_fast: bool = False):
+        self.fail_fast = fail_fast
+        self.failures: list[tuple[str, str]] = []
+
+    def __len__(self) -> int:
+        return len(self.failures)
+
+    def add(self, image_id: str, problem: str) -> None:
+        """Note a failed image (fail_fast: InputError with its problem)."""
+        if self.fail_fast:
+            raise InputError(problem)
+        self.failures.append((image_id, problem))
+
+    def attempt(self, image_id: str, function: Callable[..., T], *args: Any) -> Optional[T]:
+        """`function(*args)`, or None when it raises (the image is noted; fail_fast: the error propagates).
+        `function` must not return None itself."""
+        try:
+            return function(*args)
+        except Exception as error:  # noqa: BLE001 - one bad image never stops the others
+            if self.fail_fast:
+                raise
+            self.failures.append((image_id, describe(error)))
+            return None
+
+    def sorted(self, order: Optional[list[str]] = None) -> list[tuple[str, str]]:
+        """The noted (ID, problem) pairs, sorted by ID or in the order of the IDs in `order`."""
+        if order is None:
+            return sorted(self.failures)
+        rank = {image_id: k for k, image_id in enumerate(order)}
+        return sorted(self.failures, key=lambda failure: rank[failure[0]])
+
+    def raise_failures(self, total: int, order: Optional[list[str]] = None) -> None:
+        """BatchFailures naming every noted image (see `sorted`) of a batch of `total`, if any."""
+        if self.failures:
+            raise BatchFailures(self.sorted(order), total)

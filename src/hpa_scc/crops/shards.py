@@ -26,21 +26,21 @@ import numpy as np
 from tqdm import tqdm
 
 from hpa_scc.core.config import Config, config_to_dict
-from hpa_scc.core.errors import InputError, describe
-from hpa_scc.core.files import atomic_path, atomic_write_text, remove_stale_temp_files, settings_hash
+from hpa_scc.core.errors import InputError
+from hpa_scc.core.files import atomic_path, atomic_write_text, claim_folder, remove_stale_temp_files, settings_hash
 from hpa_scc.core.layout import INDEX_FILE, SETTINGS_FILE, shard_name
 from hpa_scc.core.memory import RecentlyUsed
-from hpa_scc.core.parallel import run_tasks
-from hpa_scc.crops.cut import model_crops
+from hpa_scc.core.parallel import KeepGoing, run_tasks
+from hpa_scc.crops.cut import CellCrops, model_crops
 from hpa_scc.data.images import read_rgby
 from hpa_scc.data.tables import read_labels
 from hpa_scc.segment.segmenter import segment_image
+from hpa_scc.segment.cache import mask_settings
 
 
 def prepare_settings(cfg: Config) -> dict:
     """What decides a shard's content: segmentation, crop settings, model side and channels."""
-    segment = {k: v for k, v in config_to_dict(cfg.segment).items() if k != "workers"}
-    return {"segment": segment, "crops": config_to_dict(cfg.crops), "model_size": cfg.model.size,
+    return {"segment": mask_settings(cfg.segment), "crops": config_to_dict(cfg.crops), "model_size": cfg.model.size,
             "channels": cfg.model.channels}
 
 
@@ -55,19 +55,21 @@ class ShardTask:
     fail_fast: bool = False  # stop at the first bad image instead of listing it in the shard
 
 
+def _image_crops(task: ShardTask, image_id: str) -> CellCrops:
+    """Read, segment and crop one image of a shard."""
+    rgby = read_rgby(task.images, image_id)
+    cells = segment_image(rgby, task.cfg.segment).cells
+    return model_crops(rgby, cells, task.cfg.crops, task.cfg.model.size, image_id, task.cfg.model.channels)
+
+
 def write_shard(task: ShardTask) -> dict:
     """Segment and crop the shard's images, write the shard; returns its summary (see `shard_summary`).
     An image that cannot be read or segmented is listed in failed_ids with its error; the others are kept."""
-    crops, image_rows, cell_ids, boxes, ids, failed = [], [], [], [], [], []
+    crops, image_rows, cell_ids, boxes, ids = [], [], [], [], []
+    batch = KeepGoing(task.fail_fast)
     for image_id in task.ids:
-        try:
-            rgby = read_rgby(task.images, image_id)
-            cut = model_crops(rgby, segment_image(rgby, task.cfg.segment).cells, task.cfg.crops, task.cfg.model.size,
-                              image_id, task.cfg.model.channels)
-        except Exception as error:  # noqa: BLE001 - one bad image never costs the shard's others
-            if task.fail_fast:
-                raise
-            failed.append((image_id, describe(error)))
+        cut = batch.attempt(image_id, _image_crops, task, image_id)
+        if cut is None:
             continue
         crops.append(cut.crops)
         image_rows.append(np.full(len(cut.cell_ids), len(ids), np.int32))
@@ -79,8 +81,8 @@ def write_shard(task: ShardTask) -> dict:
               "image": np.concatenate(image_rows) if image_rows else np.zeros(0, np.int32),
               "cell_ids": np.concatenate(cell_ids).astype(np.int32) if cell_ids else np.zeros(0, np.int32),
               "boxes": np.concatenate(boxes).astype(np.int32) if boxes else np.zeros((0, 4), np.int32),
-              "ids": np.array(ids, dtype=str), "failed_ids": np.array([f[0] for f in failed], dtype=str),
-              "failed_errors": np.array([f[1] for f in failed], dtype=str)}
+              "ids": np.array(ids, dtype=str), "failed_ids": np.array([f[0] for f in batch.failures], dtype=str),
+              "failed_errors": np.array([f[1] for f in batch.failures], dtype=str)}
     with atomic_path(Path(task.path)) as tmp:
         with open(tmp, "wb") as handle:
             np.savez_compressed(handle, **arrays)
@@ -97,19 +99,13 @@ def shard_summary(path: Path) -> dict:
     return {"file": path.name, "ids": ids, "cells": cells, "failed": failed}
 
 
-def _check_settings(out: Path, settings: dict, force: bool) -> None:
-    """Record the settings of OUT; InputError if it holds shards made with others (unless force)."""
-    path = out / SETTINGS_FILE
-    key = settings_hash(settings)
-    if path.is_file():
-        recorded = json.loads(path.read_text()).get("settings_key")
-        if recorded != key and not force:
-            raise InputError(f"{out} holds shards prepared with other settings ({path}); use another --out or --force")
-        if recorded != key:
-            for old in out.glob("shard_*.npz"):
-                old.unlink()
-            (out / INDEX_FILE).unlink(missing_ok=True)
-    atomic_write_text(path, json.dumps({"settings_key": key, "settings": settings}, indent=1))
+def _claim(out: Path, settings: dict, force: bool) -> None:
+    """Record the settings of OUT; InputError if it holds shards made with others (unless force,
+    which deletes them)."""
+    if claim_folder(out / SETTINGS_FILE, settings, "shards prepared with other settings", force):
+        for old in out.glob("shard_*.npz"):
+            old.unlink()
+        (out / INDEX_FILE).unlink(missing_ok=True)
 
 
 def prepare_dataset(cfg: Config, images: str | Path, labels_csv: str | Path, out: str | Path,
@@ -128,7 +124,7 @@ def prepare_dataset(cfg: Config, images: str | Path, labels_csv: str | Path, out
     ids = list(read_labels(labels_csv))
     out.mkdir(parents=True, exist_ok=True)
     settings = prepare_settings(cfg)
-    _check_settings(out, settings, force)
+    _claim(out, settings, force)
     remove_stale_temp_files(out)
     per_shard = max(1, cfg.prepare.shard_images)
     plan = [tuple(ids[k:k + per_shard]) for k in range(0, len(ids), per_shard)]

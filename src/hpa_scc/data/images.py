@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from hpa_scc.core.errors import InputError
+from hpa_scc.core.layout import validate_id
 from hpa_scc.core.files import atomic_path
 
 
@@ -27,26 +28,7 @@ CHANNELS = ("red", "green", "blue", "yellow")
 EXTENSIONS = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
 
 
-_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-
-
 _CHANNEL_FILE = re.compile(r"^(?P<id>.+)_(?P<channel>red|green|blue|yellow)\.(?P<ext>png|tiff?|jpe?g)$", re.I)
-
-
-def validate_id(image_id: str) -> str:
-    """Return `image_id` if it is a plain file-name stem; raise InputError otherwise.
-
-    Rejects empty IDs, path separators, `..` and leading dots, so an ID can never escape
-    the image folder.
-    """
-    if not isinstance(image_id, str) or not image_id:
-        raise InputError(f"invalid image ID {image_id!r}: empty")
-    if "/" in image_id or "\\" in image_id or ".." in image_id or not _ID_PATTERN.match(image_id):
-        raise InputError(
-            f"invalid image ID {image_id!r}: only letters, digits, '_', '-' and '.' are allowed "
-            "(no path separators or '..')"
-        )
-    return image_id
 
 
 def channel_path(folder: Path, image_id: str, channel: str) -> Path:

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from hpa_scc.core.classes import NEGATIVE, NUM_CLASSES, to_multi_hot
+from hpa_scc.core.layout import CELL_LABELS_FILE, truth_paths
 from hpa_scc.data.images import read_label_png
 from hpa_scc.data.tables import read_cell_labels, read_sample_submission, write_cell_labels
 from hpa_scc.metrics.agreement import matched_pairs, overlap_counts
@@ -32,7 +33,7 @@ def transfer_cell_labels(pred: np.ndarray, truth: np.ndarray, truth_labels: dict
 
 def true_labels_by_image(data: Path) -> dict[str, dict[int, tuple[int, ...]]]:
     by_image: dict[str, dict[int, tuple[int, ...]]] = {}
-    for (image_id, cell_id), labels in read_cell_labels(data / "cell_labels.csv").items():
+    for (image_id, cell_id), labels in read_cell_labels(data / CELL_LABELS_FILE).items():
         by_image.setdefault(image_id, {})[cell_id] = labels
     return by_image
 
@@ -43,7 +44,7 @@ def write_transferred_labels(data: Path, masks: Path, ids: list[str], out: Path)
     table = {}
     for image_id in ids:
         cells = read_masks(masks, image_id).cells
-        true_cells = read_label_png(data / "truth" / f"{image_id}_cells.png")
+        true_cells = read_label_png(truth_paths(data, image_id)[0])
         for cell_id, labels in sorted(transfer_cell_labels(cells, true_cells, truth.get(image_id, {})).items()):
             table[(image_id, cell_id)] = labels
     write_cell_labels(out, table)
@@ -54,7 +55,7 @@ def per_cell_truth(data: Path, masks: Path, ids: list[str], iou: float) -> dict[
     truth = true_labels_by_image(data)
     out = {}
     for image_id in ids:
-        true_cells = read_label_png(data / "truth" / f"{image_id}_cells.png")
+        true_cells = read_label_png(truth_paths(data, image_id)[0])
         for pred_id, truth_id in matched_pairs(read_masks(masks, image_id).cells, true_cells, iou):
             out[(image_id, pred_id)] = to_multi_hot(truth[image_id][truth_id])
     return out

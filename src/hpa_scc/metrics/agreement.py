@@ -5,6 +5,7 @@ precision / recall / F1 and matched IoU (like cellpose's metrics.py).
 from __future__ import annotations
 
 import numpy as np
+from hpa_scc.core.classes import COMPETITION_IOU
 
 
 def overlap_counts(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -16,12 +17,12 @@ def overlap_counts(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return np.bincount(pred * (n_truth + 1) + truth, minlength=(n_pred + 1) * (n_truth + 1)).reshape(n_pred + 1, n_truth + 1)
 
 
-def matched_pairs(pred: np.ndarray, truth: np.ndarray, iou: float = 0.6) -> list[tuple[int, int]]:
+def matched_pairs(pred: np.ndarray, truth: np.ndarray, iou: float = COMPETITION_IOU) -> list[tuple[int, int]]:
     """One-to-one cell matching of two label images at IoU >= iou -> [(pred_id, truth_id), ...]."""
     return pairs_from_overlap(overlap_counts(pred, truth), iou)
 
 
-def pairs_from_overlap(joint: np.ndarray, iou: float = 0.6) -> list[tuple[int, int]]:
+def pairs_from_overlap(joint: np.ndarray, iou: float = COMPETITION_IOU) -> list[tuple[int, int]]:
     """`matched_pairs` from the labels' `overlap_counts` table."""
     if joint.shape[0] == 1 or joint.shape[1] == 1:
         return []
@@ -45,7 +46,7 @@ def pairs_from_overlap(joint: np.ndarray, iou: float = 0.6) -> list[tuple[int, i
     return pairs
 
 
-def match_cells(pred: np.ndarray, truth: np.ndarray, iou: float = 0.6) -> tuple[int, int, int]:
+def match_cells(pred: np.ndarray, truth: np.ndarray, iou: float = COMPETITION_IOU) -> tuple[int, int, int]:
     """One-to-one cell matching at IoU >= iou -> (true positives, predicted cells, true cells)."""
     n_pred = len(np.unique(pred[pred > 0]))
     n_truth = len(np.unique(truth[truth > 0]))
@@ -62,7 +63,7 @@ def f1_score(tp: int, n_pred: int, n_truth: int) -> tuple[float, float, float]:
     return precision, recall, f1
 
 
-def cell_agreement(pred: np.ndarray, reference: np.ndarray, iou: float = 0.6) -> dict:
+def cell_agreement(pred: np.ndarray, reference: np.ndarray, iou: float = COMPETITION_IOU) -> dict:
     """Agreement of two uint16 label images: tp, counts, precision, recall, F1, mean matched IoU,
     and the unmatched IDs on each side."""
     joint = overlap_counts(pred, reference)

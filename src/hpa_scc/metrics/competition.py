@@ -27,7 +27,7 @@ from typing import Optional
 import numpy as np
 from pycocotools import mask as coco_mask
 
-from hpa_scc.core.classes import CLASSES, NUM_CLASSES
+from hpa_scc.core.classes import CLASSES, COMPETITION_IOU, NUM_CLASSES
 from hpa_scc.core.errors import InputError
 from hpa_scc.submission.encode import token_to_rle
 from hpa_scc.submission.rows import SubmissionRow, read_submission
@@ -41,7 +41,7 @@ class ScoreResult:
     ap: list[Optional[float]]  # per class; None where the class has no ground truth
     n_truth: list[int]
     n_detections: list[int]  # detections that took part (verified, or all with strict)
-    iou: float = 0.6
+    iou: float = COMPETITION_IOU
     strict: bool = False
     images: int = 0  # images of the solution scored
 
@@ -126,7 +126,7 @@ def match_image(sub: SubmissionRow, truth: SubmissionRow, iou_threshold: float, 
 
 
 def score_rows(
-    submission: dict[str, SubmissionRow], solution: dict[str, SubmissionRow], iou: float = 0.6, strict: bool = False
+    submission: dict[str, SubmissionRow], solution: dict[str, SubmissionRow], iou: float = COMPETITION_IOU, strict: bool = False
 ) -> ScoreResult:
     """Score parsed submission rows against parsed solution rows (see module docstring)."""
     missing = [i for i in solution if i not in submission]
@@ -159,7 +159,7 @@ def score_rows(
     return ScoreResult(float(np.mean(valid)), ap, n_truth.tolist(), [len(s) for s in scores], iou, strict, len(solution))
 
 
-def score_files(submission: str | Path, solution: str | Path, iou: float = 0.6, strict: bool = False) -> ScoreResult:
+def score_files(submission: str | Path, solution: str | Path, iou: float = COMPETITION_IOU, strict: bool = False) -> ScoreResult:
     """Read and score a submission CSV against a solution CSV."""
     return score_rows(read_submission(submission), read_submission(solution), iou, strict)
 

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
-from hpa_scc.core.classes import CLASSES
+from hpa_scc.core.classes import CLASSES, COMPETITION_IOU
 from hpa_scc.core.errors import InputError
 from hpa_scc.core.files import atomic_write_text, file_sha256
 from hpa_scc.core.layout import CELL_TABLE_SUFFIX
@@ -26,7 +26,7 @@ class LeaderboardEntry:
     error: str = ""
 
 
-def leaderboard(folder: str | Path, solution: str | Path, iou: float = 0.6, strict: bool = False,
+def leaderboard(folder: str | Path, solution: str | Path, iou: float = COMPETITION_IOU, strict: bool = False,
                 cache_name: str = ".leaderboard_cache.json") -> list[LeaderboardEntry]:
     """Score every *.csv in `folder` (except the solution and per-cell tables *.cells.csv);
     cached by file hashes. Best first."""

@@ -116,7 +116,7 @@ def build_classifier(cfg: ModelConfig, input_stats: Optional[tuple[np.ndarray, n
     use_data_stats = input_stats is not None and not cfg.weights and cfg.input_norm == "data"
     if use_data_stats:
         mean = np.asarray(input_stats[0], np.float32).reshape(cfg.channels)
-        variance = np.square(np.maximum(np.asarray(input_stats[1], np.float32), 1e-3)).reshape(cfg.channels)
+        variance = np.square(np.maximum(np.asarray(input_stats[1], np.float32), cfg.input_std_floor)).reshape(cfg.channels)
     backbone = _backbone(cfg, cfg.channels)
     if not cfg.weights:
         _prepare_random_init(backbone, cfg)

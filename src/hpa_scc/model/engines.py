@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from hpa_scc.core.errors import InputError
 from hpa_scc.core.files import file_sha256
+from hpa_scc.core.layout import MODEL_FILE, ONNX_FILE, ONNX_INFO_FILE
 from hpa_scc.model.classifier import load_classifier
 
 
@@ -36,12 +37,12 @@ class OnnxEngine:
 
     def __init__(self, run: str | Path, threads: int = 0):
         run = Path(run)
-        path, info_path = run / "model.onnx", run / "model.onnx.json"
+        path, info_path = run / ONNX_FILE, run / ONNX_INFO_FILE
         if not path.is_file():
             raise InputError(f"{path} does not exist: run `hpa-scc export --model {run}` first")
-        if info_path.is_file() and (run / "model.keras").is_file():
+        if info_path.is_file() and (run / MODEL_FILE).is_file():
             recorded = json.loads(info_path.read_text()).get("keras_sha256")
-            if recorded != file_sha256(run / "model.keras"):
+            if recorded != file_sha256(run / MODEL_FILE):
                 raise InputError(f"{path} was exported from another model.keras: run `hpa-scc export --model {run}` again")
         options = ort.SessionOptions()
         options.log_severity_level = 3
@@ -65,7 +66,7 @@ def load_engine(run: str | Path, engine: str):
     run = Path(run)
     if engine == "onnx":
         return OnnxEngine(run)
-    return KerasEngine(run / "model.keras")
+    return KerasEngine(run / MODEL_FILE)
 
 
 def with_tta(engine: Callable[[np.ndarray], np.ndarray], rot90: bool = False) -> Callable[[np.ndarray], np.ndarray]:

@@ -17,6 +17,7 @@ from onnx import numpy_helper
 
 from hpa_scc.core.errors import InputError
 from hpa_scc.core.files import atomic_path, atomic_write_text, file_sha256
+from hpa_scc.core.layout import MODEL_FILE, ONNX_FILE, ONNX_INFO_FILE
 from hpa_scc.model.classifier import layers_of_type, load_classifier
 
 
@@ -62,7 +63,7 @@ def export_onnx(run: str | Path, tolerance: float = 1e-5, samples: int = 4) -> d
     than `tolerance` on `samples` random inputs in [0, 255].
     """
     run = Path(run)
-    keras_path = run / "model.keras"
+    keras_path = run / MODEL_FILE
     model = load_classifier(keras_path)
     shape = tuple(model.input_shape[1:])
     probe = np.random.default_rng(0).uniform(0, 255, (samples, *shape)).astype(np.float32)
@@ -78,9 +79,9 @@ def export_onnx(run: str | Path, tolerance: float = 1e-5, samples: int = 4) -> d
     diff = float(np.abs(got - expected).max())
     if not diff <= tolerance:
         raise InputError(f"ONNX export of {keras_path}: outputs differ from Keras by {diff:.2e} (> {tolerance:g})")
-    out = run / "model.onnx"
+    out = run / ONNX_FILE
     with atomic_path(out) as tmp_path:
         onnx.save(onnx_model, str(tmp_path))
     info = {"path": str(out), "max_abs_diff": diff, "keras_sha256": file_sha256(keras_path)}
-    atomic_write_text(run / "model.onnx.json", json.dumps(info, indent=1))
+    atomic_write_text(run / ONNX_INFO_FILE, json.dumps(info, indent=1))
     return info

@@ -10,6 +10,7 @@ from typing import Optional
 from hpa_scc.core.config import Config, config_to_dict
 from hpa_scc.core.errors import InputError
 from hpa_scc.core.files import file_sha256, settings_hash
+from hpa_scc.core.layout import MODEL_FILE
 from hpa_scc.predict.batching import ScoredImage
 from hpa_scc.predict.run_settings import RunSettings
 
@@ -67,9 +68,9 @@ class Journal:
 
 def journal_key(run: Path, settings: RunSettings, cfg: Config, engine: str, masks: Optional[str]) -> str:
     """Hash of what changes the raw probabilities in a journal (not the blend)."""
-    values = {"model": file_sha256(run / "model.keras"), "crops": config_to_dict(settings.crops), "size": settings.size,
+    values = {"model": file_sha256(run / MODEL_FILE), "crops": config_to_dict(settings.crops), "size": settings.size,
               "channels": settings.channels, "segment": config_to_dict(cfg.segment) if masks is None else str(masks),
               "engine": engine, "tta": cfg.predict.tta, "image_score": cfg.predict.image_score,
               **({"tta_rot90": True} if cfg.predict.tta and cfg.predict.tta_rot90 else {}),
-              "image_model": file_sha256(Path(cfg.predict.image_model) / "model.keras") if cfg.predict.image_model else None}
+              "image_model": file_sha256(Path(cfg.predict.image_model) / MODEL_FILE) if cfg.predict.image_model else None}
     return settings_hash(values)

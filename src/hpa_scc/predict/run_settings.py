@@ -8,6 +8,7 @@ from pathlib import Path
 from hpa_scc.core.config import Config, load_config
 from hpa_scc.core.config_images import CropConfig
 from hpa_scc.core.errors import InputError
+from hpa_scc.core.layout import CONFIG_FILE, MODEL_FILE
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,7 @@ class RunSettings:
 def read_run_settings(run: str | Path) -> RunSettings:
     """Crop/model settings of a training run; InputError when RUNDIR is not one."""
     run = Path(run)
-    if not (run / "model.keras").is_file():
-        raise InputError(f"{run} is not a training run: {run / 'model.keras'} is missing")
-    cfg = load_config(run / "config.yaml") if (run / "config.yaml").is_file() else Config()
+    if not (run / MODEL_FILE).is_file():
+        raise InputError(f"{run} is not a training run: {run / MODEL_FILE} is missing")
+    cfg = load_config(run / CONFIG_FILE) if (run / CONFIG_FILE).is_file() else Config()
     return RunSettings(cfg.crops, cfg.model.channels, cfg.model.size)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
-from collections import deque
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Iterator, Optional
 
@@ -17,6 +14,7 @@ from hpa_scc.crops.cut import model_crops, whole_image
 from hpa_scc.data.images import read_rgby
 from hpa_scc.segment.cache import cached_segmentation
 from hpa_scc.submission.encode import encode_label_image
+from hpa_scc.core.parallel import ordered_stream
 
 
 @dataclass(frozen=True)
@@ -86,22 +84,4 @@ def prepared_stream(ids: list[str], spec: PrepareSpec, workers: int, prefetch: i
     workers 0 prepares in the calling process. Processes are spawned, not forked, because the
     caller has TensorFlow threads running.
     """
-    if workers <= 0 or len(ids) <= 1:
-        for image_id in ids:
-            yield prepare_or_fail(spec, image_id)
-        return
-
-    window = max(prefetch, workers)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        queued: deque = deque()
-        pending = iter(ids)
-        for image_id in pending:
-            queued.append(pool.submit(prepare_or_fail, spec, image_id))
-            if len(queued) >= window:
-                break
-        while queued:
-            result = queued.popleft().result()
-            nxt = next(pending, None)
-            if nxt is not None:
-                queued.append(pool.submit(prepare_or_fail, spec, nxt))
-            yield result
+    return ordered_stream(prepare_or_fail, ids, workers, prefetch, spec, spawn=True)

@@ -33,7 +33,7 @@ from tqdm import tqdm
 from hpa_scc.core.classes import NUM_CLASSES
 from hpa_scc.core.config import Config
 from hpa_scc.core.config_learning import PredictConfig
-from hpa_scc.core.errors import BatchFailures, InputError
+from hpa_scc.core.errors import InputError
 from hpa_scc.core.files import atomic_path, atomic_write_text, remove_stale_temp_files
 from hpa_scc.core.layout import cells_table_path, failures_path, journal_path
 from hpa_scc.data.images import list_image_ids
@@ -46,6 +46,7 @@ from hpa_scc.predict.run_settings import RunSettings, read_run_settings
 from hpa_scc.predict.stream import FailedImage, PrepareSpec, PreparedImage, prepared_stream
 from hpa_scc.segment.cache import record_mask_settings
 from hpa_scc.submission.rows import validate_submission, write_submission
+from hpa_scc.core.parallel import KeepGoing
 
 
 def _write_cells_table(path: Path, rows: list[SampleRow], records: dict[str, dict], finals: dict[str, np.ndarray]) -> None:
@@ -111,9 +112,9 @@ def predict_submission(cfg: Config, run: str | Path, images: str | Path, sample:
     """
     run, images, out = Path(run), Path(images), Path(out)
     rows = read_sample_submission(sample)
-    failures = _images_missing(rows, images)
-    if failures and fail_fast:
-        raise InputError(failures[0][1])
+    batch = KeepGoing(fail_fast)
+    for image_id, problem in _images_missing(rows, images):
+        batch.add(image_id, problem)
     settings = read_run_settings(run)
     pcfg = cfg.predict
     if masks is not None:
@@ -127,7 +128,7 @@ def predict_submission(cfg: Config, run: str | Path, images: str | Path, sample:
     if force:
         journal.unlink(missing_ok=True)
     records = read_journal(journal, key)
-    skipped = {image_id for image_id, _ in failures}
+    skipped = {image_id for image_id, _ in batch.failures}
     todo = [r.image_id for r in rows if r.image_id not in records and r.image_id not in skipped]
     sizes = {r.image_id: (r.height, r.width) for r in rows}
     if todo:
@@ -144,9 +145,7 @@ def predict_submission(cfg: Config, run: str | Path, images: str | Path, sample:
                 if problem is None:
                     yield item
                     continue
-                if fail_fast:
-                    raise InputError(problem)
-                failures.append((item.image_id, problem))
+                batch.add(item.image_id, problem)
                 bar.update()
 
         try:
@@ -159,10 +158,9 @@ def predict_submission(cfg: Config, run: str | Path, images: str | Path, sample:
         finally:
             bar.close()
             log.close()
-    order = {r.image_id: k for k, r in enumerate(rows)}
-    failures.sort(key=lambda f: order[f[0]])
-    if failures and not allow_failures:
-        raise BatchFailures(failures, len(rows))
+    failures = batch.sorted([r.image_id for r in rows])
+    if not allow_failures:
+        batch.raise_failures(len(rows), [r.image_id for r in rows])
     submission: dict[str, list] = {}
     finals: dict[str, np.ndarray] = {}
     for row in rows:

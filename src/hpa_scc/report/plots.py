@@ -4,21 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from matplotlib.figure import Figure
+
 from hpa_scc.core.classes import CLASSES, NUM_CLASSES
 from hpa_scc.core.files import atomic_path
 from hpa_scc.metrics.competition import ScoreResult
-from hpa_scc.train.loop import read_history
 
 
 def plot_per_class(result: ScoreResult, path: str | Path, title: str = "") -> Path:
     """Bar chart of per-class AP (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     values = [a if a is not None else 0.0 for a in result.ap]
-    fig, ax = plt.subplots(figsize=(9, 3.6))
+    fig = Figure(figsize=(9, 3.6))
+    ax = fig.subplots()
     colours = ["#4c72b0" if a is not None else "#cccccc" for a in result.ap]
     ax.bar(range(NUM_CLASSES), values, color=colours)
     ax.set_xticks(range(NUM_CLASSES), [c.key for c in CLASSES], rotation=60, ha="right", fontsize=8)
@@ -28,7 +25,6 @@ def plot_per_class(result: ScoreResult, path: str | Path, title: str = "") -> Pa
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
     return Path(path)
 
 
@@ -40,16 +36,12 @@ def _number(text: str) -> float:
         return float("nan")
 
 
-def plot_curves(run: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = read_history(run)
+def plot_curves(rows: list[dict], path: Path) -> None:
+    """Loss and AUC per epoch (training and validation) from history.csv rows; nothing without rows."""
     if not rows:
         return
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    fig = Figure(figsize=(9, 3.2))
+    axes = fig.subplots(1, 2)
     for ax, key in zip(axes, ("loss", "auc")):
         for prefix in ("", "val_"):
             if prefix + key in rows[0]:
@@ -57,19 +49,15 @@ def plot_curves(run: Path) -> None:
         ax.set_xlabel("epoch")
         ax.legend()
     fig.tight_layout()
-    with atomic_path(run / "curves.png") as tmp:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
 
 
 def plot_quality(rows: dict[str, dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """mAP (with the floor) and per-cell AUC (with chance) of every row of the quality bench."""
     names = list(rows)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig = Figure(figsize=(10, 3.6))
+    axes = fig.subplots(1, 2)
     axes[0].bar(names, [rows[n]["map"] for n in names], color="#4477aa")
     axes[0].axhline(rows["floor"]["map"], color="#cc3311", ls="--", label="floor")
     axes[0].set_ylim(min(r["map"] for r in rows.values()) - 0.1, 1.0)
@@ -85,4 +73,3 @@ def plot_quality(rows: dict[str, dict], path: Path) -> None:
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 from typing import Iterable, Optional
@@ -15,18 +14,18 @@ from tqdm import tqdm
 
 from hpa_scc.core.config import config_to_dict
 from hpa_scc.core.config_images import SegmentConfig
-from hpa_scc.core.errors import BatchFailures, InputError, describe
-from hpa_scc.core.files import atomic_write_text, remove_stale_temp_files, settings_hash
-from hpa_scc.core.layout import MANIFEST, mask_paths
-from hpa_scc.core.parallel import run_tasks
+from hpa_scc.core.errors import InputError, describe
+from hpa_scc.core.files import claim_folder, remove_stale_temp_files
+from hpa_scc.core.layout import MASK_MANIFEST, mask_paths
+from hpa_scc.core.parallel import KeepGoing, run_tasks
 from hpa_scc.data.images import list_image_ids, read_label_png, read_rgby, validate_id, write_png
 from hpa_scc.segment.labels import Segmentation
 from hpa_scc.segment.segmenter import segment_image
 
 
-def mask_settings_key(cfg: SegmentConfig) -> str:
-    """Hash of the settings that change masks (not the worker count)."""
-    return settings_hash({k: v for k, v in config_to_dict(cfg).items() if k != "workers"})
+def mask_settings(cfg: SegmentConfig) -> dict:
+    """The settings that change masks (not the worker count)."""
+    return {k: v for k, v in config_to_dict(cfg).items() if k != "workers"}
 
 
 def read_masks(mask_dir: str | Path, image_id: str) -> Segmentation:
@@ -77,20 +76,8 @@ def _segment_task(args: tuple) -> tuple[str, Optional[int], str]:
 
 
 def record_mask_settings(out: Path, cfg: SegmentConfig, force: bool = False) -> None:
-    """Record the settings of a mask folder; InputError if it holds masks made with others."""
-    path = out / MANIFEST
-    key = mask_settings_key(cfg)
-    if path.is_file() and not force:
-        try:
-            recorded = json.loads(path.read_text()).get("settings_key")
-        except json.JSONDecodeError:
-            recorded = None
-        if recorded != key:
-            raise InputError(
-                f"{out} holds masks made with other segmentation settings ({path}); "
-                "use another --out folder or --force to redo them"
-            )
-    atomic_write_text(path, json.dumps({"settings_key": key, "settings": config_to_dict(cfg)}, indent=1))
+    """Record the settings of a mask folder; InputError if it holds masks made with others (unless force)."""
+    claim_folder(Path(out) / MASK_MANIFEST, mask_settings(cfg), "masks made with other segmentation settings", force)
 
 
 def segment_folder(
@@ -122,19 +109,16 @@ def segment_folder(
     tasks = [(str(images), i, str(out), cfg) for i in todo]
     workers = cfg.workers if workers is None else workers
     done: dict[str, int] = {}
-    failures: list[tuple[str, str]] = []
+    batch = KeepGoing(fail_fast)
     bar = tqdm(total=len(tasks), desc="segment", unit="img", disable=not progress)
     try:
         for image_id, n, problem in run_tasks(_segment_task, tasks, workers, scheduler):
             bar.update()
             if n is None:
-                if fail_fast:
-                    raise InputError(problem)
-                failures.append((image_id, problem))
+                batch.add(image_id, problem)
             else:
                 done[image_id] = n
     finally:
         bar.close()
-    if failures:
-        raise BatchFailures(sorted(failures), len(ids))
+    batch.raise_failures(len(ids))
     return done

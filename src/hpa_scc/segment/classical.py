@@ -22,6 +22,8 @@ from hpa_scc.core.config_images import SegmentConfig
 from hpa_scc.segment.labels import REFERENCE_SIDE, Segmentation, check_rgby, fill_holes_per_label, relabel_sequential, remove_small, upsample_labels
 
 
+SIGMA_SCALE = 0.25  # the config's smoothing sigmas are px at this fraction of a 2048 x 2048 image
+
 def _resize(plane: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return cv2.resize(plane, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
 
@@ -55,29 +57,30 @@ def segment_nuclei(blue: np.ndarray, cfg: SegmentConfig, px: float, min_area: fl
 
     px: working-scale pixels per 2048-reference pixel; min_area in working-scale px.
     """
-    smooth = cv2.GaussianBlur(blue, (0, 0), cfg.nucleus_smooth * px * 4)
+    smooth = cv2.GaussianBlur(blue, (0, 0), cfg.nucleus_smooth * px / SIGMA_SCALE)
     mask = smooth > _threshold(smooth, cfg.nucleus_threshold)
     opening = np.ones((cfg.nucleus_open, cfg.nucleus_open), np.uint8)
     mask = ndimage.binary_fill_holes(cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, opening) > 0)
-    mask = remove_small(mask, min_area * 0.5)
+    mask = remove_small(mask, min_area * cfg.nucleus_fragment_area)
     if not mask.any():
         return np.zeros(blue.shape, np.int32)
     distance = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
-    distance = cv2.GaussianBlur(distance, (0, 0), cfg.distance_smooth * px * 4)
-    typical_radius = np.sqrt(min_area / np.pi) * 1.2
-    depth = cfg.split_footprint * typical_radius * 0.5
-    seeds = _h_maxima_seeds(distance, depth, max(1, int(cfg.split_min_distance * px)), mask)
+    distance = cv2.GaussianBlur(distance, (0, 0), cfg.distance_smooth * px / SIGMA_SCALE)
+    typical_radius = np.sqrt(min_area / np.pi) * cfg.typical_nucleus_radius
+    depth = cfg.split_footprint * typical_radius * cfg.split_depth
+    seeds = _h_maxima_seeds(distance, depth, max(1, int(cfg.split_min_distance * px)), mask, cfg.seed_support)
     labels = watershed(-distance, seeds, mask=mask)
     return labels.astype(np.int32)
 
 
-def _h_maxima_seeds(surface: np.ndarray, depth: float, min_distance: int, mask: np.ndarray) -> np.ndarray:
+def _h_maxima_seeds(surface: np.ndarray, depth: float, min_distance: int, mask: np.ndarray, support: float = 0.5
+                    ) -> np.ndarray:
     """Markers at regional maxima of `surface` that stand at least `depth` above their saddle."""
     peaks = h_maxima(surface.astype(np.float64), depth) > 0
     peaks &= mask
     if min_distance > 1:
         peaks = cv2.dilate(peaks.astype(np.uint8), np.ones((min_distance, min_distance), np.uint8)) > 0
-        peaks &= mask & (surface >= depth * 0.5)
+        peaks &= mask & (surface >= depth * support)
     markers, _ = ndimage.label(peaks)
     components, n = ndimage.label(mask)  # every component gets at least one seed
     if n:
@@ -116,7 +119,7 @@ def segment_classical(rgby: np.ndarray, cfg: SegmentConfig) -> Segmentation:
         empty = np.zeros((height, width), np.uint16)
         return Segmentation(empty, empty.copy())
 
-    signal = cv2.GaussianBlur(cell_signal(small, cfg), (0, 0), cfg.cell_smooth * px * 4)
+    signal = cv2.GaussianBlur(cell_signal(small, cfg), (0, 0), cfg.cell_smooth * px / SIGMA_SCALE)
     foreground = signal > _threshold(signal, cfg.cell_threshold, log_floor=cfg.cell_signal_floor)
     foreground |= nuclei > 0
     reach = cv2.distanceTransform((nuclei == 0).astype(np.uint8), cv2.DIST_L2, 5)

@@ -42,6 +42,7 @@ def upsample_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def fill_holes_per_label(labels: np.ndarray) -> np.ndarray:
+    """Each label's holes filled with that label (where they are background)."""
     out = labels.copy()
     for index, box in enumerate(ndimage.find_objects(labels), start=1):
         if box is None:
@@ -52,6 +53,7 @@ def fill_holes_per_label(labels: np.ndarray) -> np.ndarray:
 
 
 def remove_small(mask: np.ndarray, min_area: float) -> np.ndarray:
+    """bool mask without its connected components smaller than `min_area` px."""
     labels, n = ndimage.label(mask)
     if n == 0:
         return mask
@@ -61,28 +63,22 @@ def remove_small(mask: np.ndarray, min_area: float) -> np.ndarray:
     return keep[labels]
 
 
-def drop_small(labels: np.ndarray, nuclei: np.ndarray, min_cell: int, min_nucleus: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Remove cells that are too small or whose nucleus is (almost) out of frame; relabel 1..N.
-
-    Returns (cells, nuclei, kept) where kept[new_id - 1] is the old index.
-    """
-    n = int(labels.max())
-    cell_area = np.bincount(labels.ravel(), minlength=n + 1)
-    nucleus_area = np.bincount(nuclei.ravel(), minlength=n + 1)
-    keep = np.flatnonzero((cell_area >= min_cell) & (nucleus_area >= min_nucleus))
-    keep = keep[keep > 0]
-    lut = np.zeros(n + 1, dtype=np.uint16)
-    lut[keep] = np.arange(1, len(keep) + 1, dtype=np.uint16)
-    return lut[labels], lut[nuclei], keep
-
-
-def relabel_sequential(cells: np.ndarray, nuclei: np.ndarray, min_cell: float, min_nucleus: float) -> Segmentation:
-    """Drop cells (and their nuclei) smaller than the given areas (px at this scale); IDs 1..N."""
+def drop_small(cells: np.ndarray, nuclei: np.ndarray, min_cell: float, min_nucleus: float
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Drop cells (and their nuclei) whose cell or nucleus area is below the given areas (px), and
+    relabel the others 1..N in their order (uint16). Returns (cells, nuclei, kept) where
+    kept[new_id - 1] is the old ID. Segmenters and the synthetic data both use it."""
     n = int(max(cells.max(), nuclei.max())) if cells.size else 0
     cell_area = np.bincount(cells.ravel(), minlength=n + 1)
     nucleus_area = np.bincount(nuclei.ravel(), minlength=n + 1)
     keep = np.flatnonzero((cell_area >= min_cell) & (nucleus_area >= min_nucleus))
     keep = keep[keep > 0]
     lut = np.zeros(n + 1, dtype=np.uint16)
-    lut[keep] = np.arange(1, len(keep) + 1)
-    return Segmentation(lut[cells], lut[nuclei])
+    lut[keep] = np.arange(1, len(keep) + 1, dtype=np.uint16)
+    return lut[cells], lut[nuclei], keep
+
+
+def relabel_sequential(cells: np.ndarray, nuclei: np.ndarray, min_cell: float, min_nucleus: float) -> Segmentation:
+    """Drop cells (and their nuclei) smaller than the given areas (px at this scale); IDs 1..N."""
+    cells, nuclei, _ = drop_small(cells, nuclei, min_cell, min_nucleus)
+    return Segmentation(cells, nuclei)

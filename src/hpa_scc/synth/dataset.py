@@ -27,8 +27,6 @@ Deterministic for a seed, whatever the number of workers.
 
 from __future__ import annotations
 
-import json
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -39,12 +37,14 @@ from tqdm import tqdm
 from hpa_scc.core.classes import NEGATIVE, NUM_CLASSES, format_label
 from hpa_scc.core.config import config_to_dict
 from hpa_scc.core.config_images import SynthConfig
-from hpa_scc.core.files import atomic_write_text
+from hpa_scc.core.files import atomic_write_text, write_stamp
+from hpa_scc.core.layout import CELL_LABELS_FILE, DATA_MANIFEST, LABELS_FILE, SAMPLE_FILE, SOLUTION_FILE, truth_paths
 from hpa_scc.data.images import CHANNELS, to_uint16, to_uint8, write_png
 from hpa_scc.data.tables import write_cell_labels, write_labels
 from hpa_scc.submission.encode import empty_mask_token, encode_label_image
 from hpa_scc.submission.rows import Prediction, write_submission
 from hpa_scc.synth.draw import generate_image
+from hpa_scc.core.parallel import ordered_stream
 
 
 @dataclass
@@ -67,10 +67,9 @@ def _image_task(args: tuple) -> ImageRecord:
     convert = to_uint16 if bits == 16 else to_uint8
     for i, c in enumerate(CHANNELS):
         write_png(folder / f"{image.image_id}_{c}.png", convert(image.rgby[..., i]))
-    truth = Path(out) / "truth"
-    write_png(truth / f"{image.image_id}_cells.png", image.cells)
-    write_png(truth / f"{image.image_id}_nuclei.png", image.nuclei)
-
+    cells_path, nuclei_path = truth_paths(out, image.image_id)
+    write_png(cells_path, image.cells)
+    write_png(nuclei_path, image.nuclei)
     tokens = encode_label_image(image.cells) if split == "test" else {}
     return ImageRecord(image.image_id, split, size, bits, image.image_labels, image.cell_labels, tokens)
 
@@ -95,37 +94,27 @@ def generate_dataset(cfg: SynthConfig, out: str | Path, progress: bool = True, w
     out.mkdir(parents=True, exist_ok=True)
     tasks = [(seed, split, size, bits, cfg, str(out)) for seed, split, size, bits in plan_dataset(cfg)]
     workers = cfg.workers if workers is None else workers
-    bar = dict(total=len(tasks), desc="synth", unit="img", disable=not progress)
-    if workers > 1 and len(tasks) > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            records = list(tqdm(pool.map(_image_task, tasks), **bar))
-    else:
-        records = [_image_task(t) for t in tqdm(tasks, **bar)]
+    stream = ordered_stream(_image_task, tasks, workers if workers > 1 else 0, 2 * workers, spawn=False)
+    records = list(tqdm(stream, total=len(tasks), desc="synth", unit="img", disable=not progress))
 
     train = [r for r in records if r.split == "train"]
     test = [r for r in records if r.split == "test"]
-    write_labels(out / "train.csv", {r.image_id: r.image_labels for r in train})
-    write_cell_labels(out / "cell_labels.csv",
+    write_labels(out / LABELS_FILE, {r.image_id: r.image_labels for r in train})
+    write_cell_labels(out / CELL_LABELS_FILE,
                       {(r.image_id, cid): labs for r in records for cid, labs in sorted(r.cell_labels.items())})
 
     sample = "ID,ImageWidth,ImageHeight,PredictionString\n" + "".join(
         f"{r.image_id},{r.size},{r.size},0 1 {empty_mask_token(r.size, r.size)}\n" for r in test
     )
-    atomic_write_text(out / "sample_submission.csv", sample)
+    atomic_write_text(out / SAMPLE_FILE, sample)
     solution = {
         r.image_id: [Prediction(label, 1.0, r.tokens[cid]) for cid, labs in sorted(r.cell_labels.items()) for label in labs]
         for r in test
     }
-    write_submission(out / "solution.csv", [(r.image_id, r.size, r.size) for r in test], solution)
-    manifest = {
-        "config": config_to_dict(cfg),
-        "images": [
-            {"ID": r.image_id, "split": r.split, "size": r.size, "bits": r.bits, "cells": len(r.cell_labels),
-             "labels": format_label(r.image_labels)}
-            for r in records
-        ],
-    }
-    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1))
+    write_submission(out / SOLUTION_FILE, [(r.image_id, r.size, r.size) for r in test], solution)
+    images = [{"ID": r.image_id, "split": r.split, "size": r.size, "bits": r.bits, "cells": len(r.cell_labels),
+               "labels": format_label(r.image_labels)} for r in records]
+    write_stamp(out / DATA_MANIFEST, config_to_dict(cfg), images=images)  # the settings it was made with
     return records
 
 

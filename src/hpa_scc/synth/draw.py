@@ -11,7 +11,7 @@ import numpy as np
 from hpa_scc.core.classes import NEGATIVE
 from hpa_scc.core.config_images import SynthConfig
 from hpa_scc.data.images import CHANNELS
-from hpa_scc.segment.labels import drop_small
+from hpa_scc.segment.labels import REFERENCE_SIDE, drop_small
 from hpa_scc.synth.geometry import CellGeometry, box_around, make_geometry, rasterise
 from hpa_scc.synth.textures import dashes, parallel_fibres, polyline, radial_fibres, random_points_in, ring, smooth_noise, spots, wavy_fibres
 
@@ -166,8 +166,9 @@ def generate_image(seed: np.random.SeedSequence | int, size: int, cfg: SynthConf
 
     geometry = make_geometry(rng, size, cfg, mitotic)
     labels, nuclei = rasterise(geometry, size)
-    area_scale = (size / 2048.0) ** 2
-    cells, nuclei, kept = drop_small(labels, nuclei, int(5500 * area_scale), int(1500 * area_scale))
+    area_scale = (size / REFERENCE_SIDE) ** 2
+    cells, nuclei, kept = drop_small(labels, nuclei, int(cfg.cell_min_area * area_scale),
+                                     int(cfg.nucleus_min_area * area_scale))
 
     planes = {c: np.zeros((size, size), np.float32) for c in CHANNELS}
     cell_labels: dict[int, tuple[int, ...]] = {}

@@ -61,7 +61,7 @@ def make_dataset(examples: list[Example], source: CropSource, cfg: Config, train
     ds = tf.data.Dataset.from_generator(generate, output_signature=spec)
     ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
     if training:
-        ds = ds.shuffle(min(1024, len(examples)), seed=seed)
+        ds = ds.shuffle(min(cfg.train.shuffle_buffer, len(examples)), seed=seed)
         if cfg.train.augment.enabled and cfg.train.augment.rot90:
             ds = ds.map(lambda x, y: (tf.image.rot90(x, tf.random.uniform((), 0, 4, tf.int32, seed=seed)), y),
                         num_parallel_calls=tf.data.AUTOTUNE)

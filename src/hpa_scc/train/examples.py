@@ -13,9 +13,10 @@ from tqdm import tqdm
 
 from hpa_scc.core.classes import NUM_CLASSES, to_multi_hot
 from hpa_scc.core.config import Config
-from hpa_scc.core.errors import InputError, describe
+from hpa_scc.core.errors import InputError
 from hpa_scc.crops.cache import load_or_make_crops
 from hpa_scc.crops.shards import prepared_cells
+from hpa_scc.core.parallel import KeepGoing
 
 
 @dataclass
@@ -52,12 +53,12 @@ def _check_mode(mode: str, cell_labels: Optional[dict]) -> None:
 
 def make_examples(cfg: Config, images: Path, labels: dict[str, tuple[int, ...]], masks: Path,
                   cell_labels: Optional[dict] = None, cache: Optional[Path] = None,
-                  failures: Optional[list] = None) -> list[Example]:
+                  batch: Optional[KeepGoing] = None) -> list[Example]:
     """Examples of every image in `labels` for the configured mode (crops cached under `cache`).
 
-    failures: a list to which each image whose crops cannot be made is appended as (ID, problem),
-    and skipped; None = raise at the first one.
+    batch: notes each image whose crops cannot be made, which is skipped; None = raise at the first one.
     """
+    batch = KeepGoing(fail_fast=True) if batch is None else batch
     mode = cfg.train.mode
     _check_mode(mode, cell_labels)
     examples: list[Example] = []
@@ -65,12 +66,9 @@ def make_examples(cfg: Config, images: Path, labels: dict[str, tuple[int, ...]],
         if mode == "image":
             examples.append(Example(image_id, -1, to_multi_hot(image_labels)))
             continue
-        try:
-            crops = load_or_make_crops(images, masks, image_id, cfg.crops, cfg.model.size, cache, cfg.model.channels)
-        except Exception as error:  # noqa: BLE001 - one bad image never stops the others
-            if failures is None:
-                raise
-            failures.append((image_id, describe(error)))
+        crops = batch.attempt(image_id, load_or_make_crops, images, masks, image_id, cfg.crops, cfg.model.size, cache,
+                              cfg.model.channels)
+        if crops is None:
             continue
         n = min(len(crops.cell_ids), cfg.train.max_cells_per_image)
         examples += _cell_examples(mode, image_id, image_labels, range(n), crops.cell_ids[:n], cell_labels)

@@ -14,6 +14,7 @@ from keras import ops
 
 from hpa_scc.core.config import Config
 from hpa_scc.core.files import atomic_path, atomic_write_text
+from hpa_scc.core.layout import HISTORY_FILE, LAST_FILE, MODEL_FILE, STATE_FILE
 from hpa_scc.metrics.classification import macro_auc
 
 
@@ -24,7 +25,7 @@ def make_loss(cfg: Config, targets: np.ndarray):
     if cfg.train.loss == "focal":
         return keras.losses.BinaryFocalCrossentropy(gamma=cfg.train.focal_gamma)
     positives = targets.sum(axis=0) + 1.0
-    weights = np.clip((len(targets) - positives) / positives, 1.0, 50.0).astype("float32")
+    weights = np.clip((len(targets) - positives) / positives, 1.0, cfg.train.class_weight_max).astype("float32")
 
     def weighted_bce(y_true, y_pred):
         y_pred = ops.clip(y_pred, 1e-7, 1 - 1e-7)
@@ -113,9 +114,9 @@ def fit_round(model, train_ds, steps: int, validation, run: Path, epochs: int, i
             value = (logs or {}).get(monitor)
             if value is not None and (value < self.best or keep_last):
                 self.best = min(value, self.best)
-                save_model_atomic(classifier, run / "model.keras")
-            save_model_atomic(classifier, run / "last.keras")
-            atomic_write_text(run / "state.json", json.dumps(
+                save_model_atomic(classifier, run / MODEL_FILE)
+            save_model_atomic(classifier, run / LAST_FILE)
+            atomic_write_text(run / STATE_FILE, json.dumps(
                 {"round": round_index, "epoch": epoch + 1 - round_index * cfg.train.epochs, "best": float(self.best)}))
 
     checkpoints = Checkpoints()
@@ -125,17 +126,18 @@ def fit_round(model, train_ds, steps: int, validation, run: Path, epochs: int, i
         callbacks.append(_cosine_callback(cfg.train.learning_rate, first_epoch, cfg.train.epochs, steps,
                                           cfg.train.warmup_epochs))
     else:
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, patience=cfg.train.reduce_lr, factor=0.5))
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, patience=cfg.train.reduce_lr,
+                                                           factor=cfg.train.reduce_lr_factor))
     if cfg.train.early_stopping > 0:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=cfg.train.early_stopping))
-    callbacks += [keras.callbacks.CSVLogger(str(run / "history.csv"), append=True), checkpoints]
+    callbacks += [keras.callbacks.CSVLogger(str(run / HISTORY_FILE), append=True), checkpoints]
     model.fit(train_ds, epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=2)
     return checkpoints.best
 
 
 def trim_history(run: Path, completed_epochs: int) -> None:
     """Drop history.csv rows of epochs a kill interrupted after logging but before checkpointing."""
-    path = run / "history.csv"
+    path = run / HISTORY_FILE
     if not path.is_file():
         return
     lines = path.read_text().splitlines(keepends=True)
@@ -149,7 +151,7 @@ def trim_history(run: Path, completed_epochs: int) -> None:
 
 
 def read_history(run: Path) -> list[dict]:
-    path = run / "history.csv"
+    path = run / HISTORY_FILE
     if not path.is_file():
         return []
     with open(path) as handle:

@@ -8,6 +8,7 @@ import numpy as np
 
 from hpa_scc.core.classes import NEGATIVE, NUM_CLASSES
 from hpa_scc.core.config import Config, replace
+from hpa_scc.core.layout import CROP_CACHE_DIR, MODEL_FILE
 from hpa_scc.model.classifier import load_classifier
 from hpa_scc.train.datasets import predict_examples
 from hpa_scc.train.examples import Example, make_examples
@@ -42,9 +43,9 @@ def out_of_fold_labels(cfg: Config, images: Path, labels: dict[str, tuple[int, .
     """Relabel the held-out images' cells with the fold model in `fold_run`: each image label is
     kept on a cell where the model's score passes `pseudo_labels`; returns {(ID, cell_id): labels}."""
     cells_cfg = with_train(cfg, mode="cells")
-    cache = masks / "crops"
+    cache = masks / CROP_CACHE_DIR
     examples = make_examples(cells_cfg, images, {i: labels[i] for i in held_out}, masks, cache=cache)
     source = CropSource(cells_cfg, images, masks, cache)
-    scores = predict_examples(load_classifier(fold_run / "model.keras"), examples, source, cells_cfg)
+    scores = predict_examples(load_classifier(fold_run / MODEL_FILE), examples, source, cells_cfg)
     relabelled = pseudo_labels(examples, scores, cfg.train.pseudo_keep, cfg.train.pseudo_min)
     return {(e.image_id, e.cell_id): tuple(np.flatnonzero(e.target).tolist()) for e in relabelled}

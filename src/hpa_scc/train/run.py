@@ -24,8 +24,9 @@ import keras
 import numpy as np
 
 from hpa_scc.core.config import Config, save_config
-from hpa_scc.core.errors import BatchFailures, InputError
+from hpa_scc.core.errors import InputError
 from hpa_scc.core.files import atomic_write_text, remove_stale_temp_files
+from hpa_scc.core.layout import CONFIG_FILE, CURVES_FILE, CROP_CACHE_DIR, LAST_FILE, MODEL_FILE, OOF_DIR, STATE_FILE, VAL_PER_CLASS_FILE
 from hpa_scc.crops.shards import ShardSource, read_index
 from hpa_scc.data.tables import read_cell_labels, read_labels, write_cell_labels, write_labels
 from hpa_scc.metrics.classification import per_class_metrics
@@ -37,6 +38,7 @@ from hpa_scc.train.examples import fold_split, make_examples, prepared_examples,
 from hpa_scc.train.loop import fit_round, get_strategy, make_loss, read_history, save_model_atomic, trim_history
 from hpa_scc.train.pseudo import out_of_fold_labels, pseudo_labels, with_train
 from hpa_scc.train.sources import CropSource
+from hpa_scc.core.parallel import KeepGoing
 
 
 def train(cfg: Config, images: str | Path, labels_csv: str | Path, masks: str | Path, run: str | Path,
@@ -57,12 +59,12 @@ def train(cfg: Config, images: str | Path, labels_csv: str | Path, masks: str | 
     images, masks, run = Path(images), Path(masks), Path(run)
     run.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(run)
-    save_config(cfg, run / "config.yaml")
+    save_config(cfg, run / CONFIG_FILE)
     keras.utils.set_random_seed(cfg.train.seed)
     labels = read_labels(labels_csv)
     cell_labels = read_cell_labels(cell_labels_csv) if cell_labels_csv else None
     train_ids, val_ids = split_by_image(labels, cfg.train.val_fraction, cfg.train.seed)
-    failures: list[tuple[str, str]] = []
+    batch = KeepGoing(fail_fast)
     if prepared is not None:
         index = read_index(prepared, cfg)
         train_examples = prepared_examples(cfg, Path(prepared), index, {i: labels[i] for i in train_ids}, cell_labels)
@@ -70,30 +72,30 @@ def train(cfg: Config, images: str | Path, labels_csv: str | Path, masks: str | 
             if val_ids else []
         source = ShardSource(prepared, index, cfg.prepare.shards_in_memory)
     else:
-        cache = masks / "crops"
+        cache = masks / CROP_CACHE_DIR
         train_examples = make_examples(cfg, images, {i: labels[i] for i in train_ids}, masks, cell_labels, cache,
-                                       None if fail_fast else failures)
+                                       batch)
         val_examples = make_examples(cfg, images, {i: labels[i] for i in val_ids}, masks, cell_labels, cache,
-                                     None if fail_fast else failures) if val_ids else []
+                                     batch) if val_ids else []
         source = CropSource(cfg, images, masks, cache)
 
-    state = json.loads((run / "state.json").read_text()) if (run / "state.json").is_file() else {"round": 0, "epoch": 0}
+    state = json.loads((run / STATE_FILE).read_text()) if (run / STATE_FILE).is_file() else {"round": 0, "epoch": 0}
     total_rounds = 1 + cfg.train.pseudo_rounds
     best = float(state.get("best", np.inf))
     strategy = get_strategy(cfg.train.strategy)
     print(f"strategy {cfg.train.strategy}: {strategy.num_replicas_in_sync} replica(s)")
     trim_history(run, state["round"] * cfg.train.epochs + state["epoch"])
     with strategy.scope():
-        if (run / "last.keras").is_file() and (state["round"] > 0 or state["epoch"] > 0):
-            model = load_classifier(run / "last.keras")
+        if (run / LAST_FILE).is_file() and (state["round"] > 0 or state["epoch"] > 0):
+            model = load_classifier(run / LAST_FILE)
             print(f"resuming {run}: round {state['round'] + 1}, after epoch {state['epoch']}")
         else:
-            model = build_classifier(cfg.model, input_statistics(train_examples, source, cfg.model.size))
+            model = build_classifier(cfg.model, input_statistics(train_examples, source, cfg.model.size, cfg.train.statistics_crops))
         targets = np.stack([e.target for e in train_examples])
         loss = make_loss(cfg, targets)
         fitted = model
         if cfg.train.mode == "mil":
-            fitted = BagModel(model, cfg.train.mil_pooling, cfg.train.mil_lse_r)
+            fitted = BagModel(model, cfg.train.mil_pooling, cfg.train.mil_lse_r, cfg.train.mil_attention_units)
             fitted.compile(optimizer=keras.optimizers.Adam(cfg.train.learning_rate), loss={"image": loss, "cells": loss},
                            loss_weights={"image": 1.0, "cells": cfg.train.mil_cell_weight})
         else:
@@ -118,21 +120,20 @@ def train(cfg: Config, images: str | Path, labels_csv: str | Path, masks: str | 
                 dataset = make_dataset(examples, source, cfg, training=True)
             best = fit_round(fitted, dataset, steps, validation, run, first_epoch + cfg.train.epochs,
                               first_epoch + initial, cfg, round_index, best, classifier=model)
-        atomic_write_text(run / "state.json", json.dumps({"round": round_index + 1, "epoch": 0, "best": best}))
-    if not (run / "model.keras").is_file():
-        save_model_atomic(model, run / "model.keras")
+        atomic_write_text(run / STATE_FILE, json.dumps({"round": round_index + 1, "epoch": 0, "best": best}))
+    if not (run / MODEL_FILE).is_file():
+        save_model_atomic(model, run / MODEL_FILE)
     result = {"history": read_history(run)}
     if val_examples:
-        best_model = load_classifier(run / "model.keras")
+        best_model = load_classifier(run / MODEL_FILE)
         probs = predict_examples(best_model, val_examples, source, cfg)
         rows = per_class_metrics(np.stack([e.target for e in val_examples]), probs)
-        atomic_write_text(run / "val_per_class.csv", "class,auc,f1,support\n" + "".join(
+        atomic_write_text(run / VAL_PER_CLASS_FILE, "class,auc,f1,support\n" + "".join(
             f"{r['class']},{'' if r['auc'] is None else round(r['auc'], 4)},{'' if r['f1'] is None else round(r['f1'], 4)},{r['support']}\n"
             for r in rows))
         result["val_per_class"] = rows
-    plot_curves(run)
-    if failures:
-        raise BatchFailures(sorted(failures), len(labels))
+    plot_curves(read_history(run), run / CURVES_FILE)
+    batch.raise_failures(len(labels))
     return result
 
 
@@ -148,7 +149,7 @@ def train_oof(cfg: Config, images: str | Path, labels_csv: str | Path, masks: st
     """
     images, masks, run = Path(images), Path(masks), Path(run)
     labels = read_labels(labels_csv)
-    oof = run / "oof"
+    oof = run / OOF_DIR
     oof.mkdir(parents=True, exist_ok=True)
     table: Optional[Path] = None
     for round_index in range(1, cfg.train.pseudo_rounds + 1):
