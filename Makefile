@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv bench clean
+.PHONY: demo test test-fast venv bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -18,8 +18,11 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/hpa-scc demo --config configs/demo.yaml
 
-test: $(STAMP)
+test: $(STAMP)  # both tiers: the fast tests and the ones marked slow
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-fast: $(STAMP)  # the fast tier: unit tests on tiny inputs
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(VENV)/bin/hpa-scc bench all

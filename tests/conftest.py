@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -62,3 +64,18 @@ def tiny_run(tiny_data, tmp_path_factory) -> dict:
         segment_folder(tiny_data / split, masks, cfg.segment, workers=1, progress=False)
     train(cfg, tiny_data / "train", tiny_data / "train.csv", masks, root / "run")
     return {"cfg": cfg, "run": root / "run", "masks": masks, "data": tiny_data}
+
+
+def _gpu_visible() -> bool:
+    """A GPU this process may use (without importing TensorFlow): a driver and CUDA_VISIBLE_DEVICES not -1."""
+    return shutil.which("nvidia-smi") is not None and os.environ.get("CUDA_VISIBLE_DEVICES", "") != "-1"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `gpu` are skipped where no GPU is visible (CI never has one)."""
+    if _gpu_visible():
+        return
+    skip = pytest.mark.skip(reason="needs a GPU (none visible)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

@@ -11,15 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import PROJECT, TINY_RUN_SETTINGS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hpa_scc.app.cli import main
 from hpa_scc.core.config_images import SynthConfig
 from hpa_scc.core.errors import HpaSccError
-from hpa_scc.data.images import CHANNELS, read_label_png, to_uint16, to_uint8, write_png
-
-from conftest import PROJECT, TINY_RUN_SETTINGS
+from hpa_scc.data.images import CHANNELS, read_label_png, to_uint8, to_uint16, write_png
 
 SETTINGS = [arg for item in TINY_RUN_SETTINGS for arg in ("--set", item)]
 

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
+from conftest import PROJECT
 
 from hpa_scc.core.classes import CLASSES, NEGATIVE, NUM_CLASSES, format_label, from_multi_hot, parse_label, to_multi_hot
 from hpa_scc.core.config import Config, config_to_dict, load_config
 from hpa_scc.core.errors import ConfigError, InputError
-from conftest import PROJECT
 
 
 def test_class_table():
@@ -99,15 +99,3 @@ def test_shipped_configs_are_found_by_name_from_anywhere(tmp_path, monkeypatch):
     assert load_config("configs/cpu.yaml").model.size == 96
     with pytest.raises(ConfigError, match="shipped configs: cpu.yaml, default.yaml, demo.yaml"):
         load_config("nope.yaml")
-
-
-def test_cpu_batch_cap_applies_only_without_a_gpu():
-    from hpa_scc.core.config_learning import PredictConfig
-    from hpa_scc.predict.submit import effective_batch_size
-
-    import tensorflow as tf
-
-    cfg = PredictConfig(batch_size=128, cpu_batch_size=32)
-    expected = 128 if tf.config.list_physical_devices("GPU") else 32
-    assert effective_batch_size(cfg) == expected
-    assert effective_batch_size(PredictConfig(batch_size=8, cpu_batch_size=32)) == 8

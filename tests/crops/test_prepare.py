@@ -13,11 +13,11 @@ import pytest
 
 from hpa_scc.core.config import load_config
 from hpa_scc.core.config_images import SynthConfig
-from hpa_scc.crops.cut import model_crops
 from hpa_scc.core.errors import InputError
+from hpa_scc.crops.cut import model_crops
+from hpa_scc.crops.shards import prepare_dataset, read_index
 from hpa_scc.data.images import list_image_ids, read_rgby
 from hpa_scc.data.tables import read_labels
-from hpa_scc.crops.shards import prepare_dataset, read_index
 from hpa_scc.segment.segmenter import segment_image
 
 SETTINGS = ["crops.size=40", "model.size=32", "prepare.shard_images=2", "segment.workers=1", "train.epochs=1",

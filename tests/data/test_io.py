@@ -1,9 +1,10 @@
+import cv2
 import numpy as np
 import pytest
-import cv2
 
 from hpa_scc.core.errors import InputError
-from hpa_scc.data.images import CHANNELS, image_size, list_image_ids, read_rgby, to_uint16, to_uint8, validate_id, write_png
+from hpa_scc.data.images import (CHANNELS, image_size, list_image_ids, read_rgby, to_uint8, to_uint16, validate_id,
+                                 write_png)
 from hpa_scc.data.tables import read_labels, read_sample_submission
 
 

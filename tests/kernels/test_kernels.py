@@ -5,10 +5,10 @@ import shutil
 import subprocess
 import sys
 
+from conftest import PROJECT
+
 from hpa_scc.core.config import load_config
 from hpa_scc.submission.rows import validate_submission
-
-from conftest import PROJECT
 
 
 def _run_kernel(name, env_extra):
@@ -20,8 +20,8 @@ def _run_kernel(name, env_extra):
 def _mirror_real_input(real, root):
     """/kaggle/input from the real HPA images: train/ and test/ both hold them (2048² and 3072²),
     train.csv their weak labels, sample_submission.csv lists them with their true sizes."""
-    from hpa_scc.submission.encode import empty_mask_token
     from hpa_scc.data.images import image_size, list_image_ids
+    from hpa_scc.submission.encode import empty_mask_token
 
     competition = root / "input" / "hpa-single-cell-image-classification"
     for split in ("train", "test"):

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from hpa_scc.submission.encode import encode_label_image, encode_mask
 from hpa_scc.core.errors import InputError
 from hpa_scc.metrics.competition import average_precision, score_files, score_rows
 from hpa_scc.metrics.leaderboard import leaderboard
+from hpa_scc.submission.encode import encode_label_image, encode_mask
 from hpa_scc.submission.rows import Prediction, SubmissionRow, read_submission, write_submission
 
 H, W = 20, 20

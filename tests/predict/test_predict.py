@@ -4,13 +4,14 @@ import json
 
 import numpy as np
 import pytest
+from conftest import TINY_RUN_SETTINGS
 
 from hpa_scc.core.classes import NEGATIVE, NUM_CLASSES
 from hpa_scc.core.config import load_config
 from hpa_scc.core.config_learning import PredictConfig
 from hpa_scc.core.errors import BatchFailures, InputError
-from hpa_scc.data.images import image_size, list_image_ids
 from hpa_scc.core.layout import journal_path
+from hpa_scc.data.images import image_size, list_image_ids
 from hpa_scc.model.engines import KerasEngine, OnnxEngine
 from hpa_scc.predict.batching import score_stream
 from hpa_scc.predict.blend import blend
@@ -18,8 +19,6 @@ from hpa_scc.predict.run_settings import read_run_settings
 from hpa_scc.predict.stream import PrepareSpec, prepare_image, prepared_stream
 from hpa_scc.predict.submit import predict_submission
 from hpa_scc.submission.rows import read_submission
-
-from conftest import TINY_RUN_SETTINGS
 
 
 def _spec(tiny_run, split="test", whole=True):
@@ -245,3 +244,23 @@ def test_crop_cache_follows_the_masks(tiny_run, tmp_path):
         third = load_or_make_crops(images, masks, image_id, cfg, 32, cache)
     assert any("unreadable" in str(w.message) for w in caught)
     np.testing.assert_array_equal(third.crops, second.crops)
+
+
+def test_cpu_batch_cap_applies_only_without_a_gpu():
+    import tensorflow as tf
+
+    from hpa_scc.core.config_learning import PredictConfig
+    from hpa_scc.predict.submit import effective_batch_size
+
+    cfg = PredictConfig(batch_size=128, cpu_batch_size=32)
+    expected = 128 if tf.config.list_physical_devices("GPU") else 32
+    assert effective_batch_size(cfg) == expected
+    assert effective_batch_size(PredictConfig(batch_size=8, cpu_batch_size=32)) == 8
+
+
+@pytest.mark.gpu
+def test_batches_on_a_gpu_use_the_full_batch_size():
+    from hpa_scc.core.config_learning import PredictConfig
+    from hpa_scc.predict.submit import effective_batch_size
+
+    assert effective_batch_size(PredictConfig(batch_size=128, cpu_batch_size=32)) == 128

@@ -8,8 +8,8 @@ import pytest
 
 from hpa_scc.core.config_images import SegmentConfig, SynthConfig
 from hpa_scc.core.errors import InputError
-from hpa_scc.data.images import list_image_ids, read_label_png, read_rgby
 from hpa_scc.core.layout import mask_paths
+from hpa_scc.data.images import list_image_ids, read_label_png, read_rgby
 from hpa_scc.metrics.agreement import f1_score, match_cells
 from hpa_scc.segment.cache import read_masks, segment_folder
 from hpa_scc.segment.classical import segment_classical

@@ -3,14 +3,16 @@ import zlib
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from hpa_scc.submission.encode import decode_mask, empty_mask_token, encode_label_image, encode_mask, token_to_rle
 from hpa_scc.core.errors import InputError, SubmissionError
 from hpa_scc.data.images import read_label_png
 from hpa_scc.data.tables import read_sample_submission
-from hpa_scc.submission.rows import Prediction, format_confidence, read_submission, validate_submission, write_submission
+from hpa_scc.submission.encode import decode_mask, empty_mask_token, encode_label_image, encode_mask, token_to_rle
+from hpa_scc.submission.rows import (Prediction, format_confidence, read_submission, validate_submission,
+                                     write_submission)
 
 PLACEHOLDER = "eNoLCAgIMAEABJkBdQ=="
 

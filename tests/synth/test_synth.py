@@ -6,10 +6,10 @@ from hpa_scc.core.classes import NEGATIVE
 from hpa_scc.core.config_images import SynthConfig
 from hpa_scc.data.images import list_image_ids, read_label_png, read_rgby
 from hpa_scc.data.tables import read_cell_labels, read_labels, read_sample_submission
+from hpa_scc.submission.encode import decode_mask
+from hpa_scc.submission.rows import read_submission
 from hpa_scc.synth.dataset import generate_dataset
 from hpa_scc.synth.draw import generate_image
-from hpa_scc.submission.rows import read_submission
-from hpa_scc.submission.encode import decode_mask
 
 
 def test_layout_and_round_trip(tiny_data, tiny_synth_config):

@@ -8,12 +8,11 @@ About two minutes on 2 cores.
 
 import numpy as np
 import pytest
+from conftest import PROJECT
 
 from hpa_scc.core.classes import to_multi_hot
 from hpa_scc.core.config import load_config
 from hpa_scc.core.config_images import SynthConfig
-
-from conftest import PROJECT
 
 DISTINCT = (0, 10, 13, 16)  # nucleoplasm, microtubules, plasma membrane, cytosol
 
@@ -50,9 +49,8 @@ def _held_out_cells(root, cfg):
 
 
 def test_model_learns_per_cell_patterns(trained):
+    from hpa_scc.metrics.classification import COLLAPSE_SPREAD, macro_auc, within_image_spread
     from hpa_scc.model.classifier import load_classifier
-    from hpa_scc.metrics.classification import COLLAPSE_SPREAD, within_image_spread
-    from hpa_scc.metrics.classification import macro_auc
 
     x, y, images = _held_out_cells(trained["root"], trained["cfg"])
     probs = np.asarray(load_classifier(trained["root"] / "run" / "model.keras").predict(x, verbose=0))

@@ -10,8 +10,8 @@ from hpa_scc.core.classes import NEGATIVE, to_multi_hot
 from hpa_scc.core.config import load_config
 from hpa_scc.core.config_images import CropConfig
 from hpa_scc.core.config_learning import ModelConfig
-from hpa_scc.crops.cut import cell_crops
 from hpa_scc.core.errors import InputError
+from hpa_scc.crops.cut import cell_crops
 from hpa_scc.train.examples import Example, split_by_image
 from hpa_scc.train.pseudo import pseudo_labels
 
@@ -165,8 +165,8 @@ def test_bag_dataset_yields_the_batches_it_promises(train_data):
 
 
 def test_bag_pooling_arithmetic():
-    from hpa_scc.model.layers import BagModel
     from hpa_scc.model.classifier import build_classifier
+    from hpa_scc.model.layers import BagModel
 
     classifier = build_classifier(load_config(None, ["model.size=32"]).model)
     cells = np.array([[[0.9] + [0.1] * 18, [0.1] * 19, [0.1] * 19]], np.float32)  # 1 bag x 3 cells x 19

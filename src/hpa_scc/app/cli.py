@@ -21,8 +21,8 @@ from typing import Optional, Sequence
 
 from hpa_scc.app.arguments import add_config, add_fail_fast
 from hpa_scc.app.bench_cli import add_bench_parser
-from hpa_scc.app.commands import (cmd_demo, cmd_export, cmd_leaderboard, cmd_predict, cmd_prepare, cmd_score, cmd_segment,
-                                  cmd_show, cmd_synth, cmd_train, cmd_validate)
+from hpa_scc.app.commands import (cmd_demo, cmd_export, cmd_leaderboard, cmd_predict, cmd_prepare, cmd_score,
+                                  cmd_segment, cmd_show, cmd_synth, cmd_train, cmd_validate)
 from hpa_scc.core.errors import BatchFailures, HpaSccError
 
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from hpa_scc.app.arguments import config_of, flag_overrides
+from hpa_scc.core.config_images import ScoreConfig
 from hpa_scc.core.errors import BatchFailures, InputError
 from hpa_scc.core.files import atomic_write_text
 from hpa_scc.core.layout import failures_path
@@ -20,7 +21,6 @@ from hpa_scc.report.plots import plot_per_class
 from hpa_scc.segment.cache import read_masks, segment_folder
 from hpa_scc.submission.rows import validate_submission
 from hpa_scc.synth.dataset import generate_dataset, summarize
-from hpa_scc.core.config_images import ScoreConfig
 
 
 def cmd_synth(args: argparse.Namespace) -> int:

@@ -16,9 +16,11 @@ import numpy as np
 
 from hpa_scc.core.classes import NUM_CLASSES
 from hpa_scc.core.config import Config, replace
-from hpa_scc.core.layout import CURVES_FILE, LABELS_FILE, SAMPLE_FILE, SOLUTION_FILE, TEST_DIR, TRAIN_DIR, TRUTH_DIR, cells_table_path
+from hpa_scc.core.layout import (CURVES_FILE, LABELS_FILE, SAMPLE_FILE, SOLUTION_FILE, TEST_DIR, TRAIN_DIR, TRUTH_DIR,
+                                 cells_table_path)
 from hpa_scc.data.images import list_image_ids, read_rgby
 from hpa_scc.data.tables import read_cells_table, read_labels
+from hpa_scc.evaluate.pipeline import ensure_generated, floor_map, score_generated, segment_splits, segmentation_f1
 from hpa_scc.metrics.classification import COLLAPSE_SPREAD, within_image_spread
 from hpa_scc.predict.submit import predict_submission
 from hpa_scc.report.pages import legend_html, write_html
@@ -26,7 +28,6 @@ from hpa_scc.report.pictures import save_rgb, side_by_side, top_label_overlay
 from hpa_scc.report.plots import plot_per_class
 from hpa_scc.segment.cache import read_masks
 from hpa_scc.train.run import train
-from hpa_scc.evaluate.pipeline import ensure_generated, floor_map, score_generated, segment_splits, segmentation_f1
 
 
 def run_demo(cfg: Config, quick: bool = False) -> dict:

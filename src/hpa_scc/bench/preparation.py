@@ -13,7 +13,6 @@ from hpa_scc.core.layout import LABELS_FILE, TRAIN_DIR
 from hpa_scc.crops.shards import prepare_dataset
 from hpa_scc.synth.dataset import generate_dataset
 
-
 FULL_TRAINING_SET = 21806  # images in the competition's train.csv
 
 

@@ -32,18 +32,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
-
 from hpa_scc.core.config import Config, replace
 from hpa_scc.core.config_images import SynthConfig
 from hpa_scc.core.files import atomic_write_text
 from hpa_scc.core.layout import LABELS_FILE, SAMPLE_FILE, TEST_DIR, TRAIN_DIR, cells_table_path
 from hpa_scc.data.tables import read_cells_table
 from hpa_scc.evaluate.baselines import per_cell_truth, write_floor, write_transferred_labels
+from hpa_scc.evaluate.pipeline import ensure_generated, score_generated, segment_splits, segmentation_f1
 from hpa_scc.metrics.classification import cell_auc
 from hpa_scc.predict.submit import predict_submission
 from hpa_scc.report.plots import plot_quality
 from hpa_scc.train.run import train
-from hpa_scc.evaluate.pipeline import ensure_generated, score_generated, segment_splits, segmentation_f1
 
 
 @dataclass(frozen=True)

@@ -27,17 +27,16 @@ import numpy as np
 from hpa_scc.core.config_images import SegmentConfig, SynthConfig
 from hpa_scc.core.files import atomic_write_text
 from hpa_scc.core.layout import SAMPLE_FILE, SOLUTION_FILE, TEST_DIR, TRUTH_DIR, truth_paths
+from hpa_scc.core.parallel import process_pool
 from hpa_scc.data.images import find_shared_data, list_image_ids, read_label_png, read_rgby
 from hpa_scc.evaluate.baselines import write_floor
+from hpa_scc.evaluate.pipeline import ensure_generated
 from hpa_scc.metrics.agreement import agreement_totals, cell_agreement
 from hpa_scc.metrics.competition import score_files
 from hpa_scc.report.pictures import composite, overlay, save_rgb
 from hpa_scc.segment.cache import read_masks, segment_folder
 from hpa_scc.segment.segmenter import make_segmenter
 from hpa_scc.synth.draw import generate_image
-from hpa_scc.evaluate.pipeline import ensure_generated
-from hpa_scc.core.parallel import process_pool
-
 
 SPEED_SIDES = (1728, 2048, 3072)
 

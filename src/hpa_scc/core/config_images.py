@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from hpa_scc.core.errors import ConfigError
 from hpa_scc.core.classes import COMPETITION_IOU
+from hpa_scc.core.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,8 @@ from hpa_scc.core.parallel import KeepGoing, run_tasks
 from hpa_scc.crops.cut import CellCrops, model_crops
 from hpa_scc.data.images import read_rgby
 from hpa_scc.data.tables import read_labels
-from hpa_scc.segment.segmenter import segment_image
 from hpa_scc.segment.cache import mask_settings
+from hpa_scc.segment.segmenter import segment_image
 
 
 def prepare_settings(cfg: Config) -> dict:

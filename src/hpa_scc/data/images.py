@@ -18,9 +18,8 @@ import numpy as np
 from PIL import Image
 
 from hpa_scc.core.errors import InputError
-from hpa_scc.core.layout import validate_id
 from hpa_scc.core.files import atomic_path
-
+from hpa_scc.core.layout import validate_id
 
 CHANNELS = ("red", "green", "blue", "yellow")
 

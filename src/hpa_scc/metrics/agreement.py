@@ -5,6 +5,7 @@ precision / recall / F1 and matched IoU (like cellpose's metrics.py).
 from __future__ import annotations
 
 import numpy as np
+
 from hpa_scc.core.classes import COMPETITION_IOU
 
 

@@ -31,7 +31,6 @@ from hpa_scc.core.classes import NUM_CLASSES
 from hpa_scc.core.config_learning import ModelConfig
 from hpa_scc.core.errors import InputError
 
-
 IMAGENET_MEAN = (0.485, 0.456, 0.406, 0.45)
 
 

@@ -10,11 +10,11 @@ from scipy import ndimage
 
 from hpa_scc.core.config_images import CropConfig, SegmentConfig
 from hpa_scc.core.errors import describe
+from hpa_scc.core.parallel import ordered_stream
 from hpa_scc.crops.cut import model_crops, whole_image
 from hpa_scc.data.images import read_rgby
 from hpa_scc.segment.cache import cached_segmentation
 from hpa_scc.submission.encode import encode_label_image
-from hpa_scc.core.parallel import ordered_stream
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from hpa_scc.core.config_learning import PredictConfig
 from hpa_scc.core.errors import InputError
 from hpa_scc.core.files import atomic_path, atomic_write_text, remove_stale_temp_files
 from hpa_scc.core.layout import cells_table_path, failures_path, journal_path
+from hpa_scc.core.parallel import KeepGoing
 from hpa_scc.data.images import list_image_ids
 from hpa_scc.data.tables import SampleRow, read_sample_submission
 from hpa_scc.model.engines import load_engine, with_tta
@@ -43,10 +44,9 @@ from hpa_scc.predict.batching import score_stream
 from hpa_scc.predict.blend import predictions_of
 from hpa_scc.predict.journal import Journal, journal_key, journal_record, read_journal
 from hpa_scc.predict.run_settings import RunSettings, read_run_settings
-from hpa_scc.predict.stream import FailedImage, PrepareSpec, PreparedImage, prepared_stream
+from hpa_scc.predict.stream import FailedImage, PreparedImage, PrepareSpec, prepared_stream
 from hpa_scc.segment.cache import record_mask_settings
 from hpa_scc.submission.rows import validate_submission, write_submission
-from hpa_scc.core.parallel import KeepGoing
 
 
 def _write_cells_table(path: Path, rows: list[SampleRow], records: dict[str, dict], finals: dict[str, np.ndarray]) -> None:

@@ -19,8 +19,8 @@ from skimage.morphology import h_maxima
 from skimage.segmentation import watershed
 
 from hpa_scc.core.config_images import SegmentConfig
-from hpa_scc.segment.labels import REFERENCE_SIDE, Segmentation, check_rgby, fill_holes_per_label, relabel_sequential, remove_small, upsample_labels
-
+from hpa_scc.segment.labels import (REFERENCE_SIDE, Segmentation, check_rgby, fill_holes_per_label, relabel_sequential,
+                                    remove_small, upsample_labels)
 
 SIGMA_SCALE = 0.25  # the config's smoothing sigmas are px at this fraction of a 2048 x 2048 image
 

@@ -14,7 +14,8 @@ from skimage.segmentation import watershed
 
 from hpa_scc.core.config_images import SegmentConfig
 from hpa_scc.core.errors import InputError
-from hpa_scc.segment.labels import REFERENCE_SIDE, Segmentation, check_rgby, fill_holes_per_label, relabel_sequential, remove_small, upsample_labels
+from hpa_scc.segment.labels import (REFERENCE_SIDE, Segmentation, check_rgby, fill_holes_per_label, relabel_sequential,
+                                    remove_small, upsample_labels)
 
 
 def labels_from_probabilities(nuclei_prob: np.ndarray, cell_prob: np.ndarray, cfg: SegmentConfig,

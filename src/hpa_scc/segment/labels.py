@@ -13,7 +13,6 @@ from scipy import ndimage
 
 from hpa_scc.core.errors import InputError
 
-
 REFERENCE_SIDE = 2048.0
 
 

@@ -22,7 +22,6 @@ from hpa_scc.data.images import validate_id
 from hpa_scc.data.tables import SampleRow, read_sample_submission
 from hpa_scc.submission.encode import token_to_rle
 
-
 HEADER = ("ID", "ImageWidth", "ImageHeight", "PredictionString")
 
 

@@ -39,12 +39,12 @@ from hpa_scc.core.config import config_to_dict
 from hpa_scc.core.config_images import SynthConfig
 from hpa_scc.core.files import atomic_write_text, write_stamp
 from hpa_scc.core.layout import CELL_LABELS_FILE, DATA_MANIFEST, LABELS_FILE, SAMPLE_FILE, SOLUTION_FILE, truth_paths
-from hpa_scc.data.images import CHANNELS, to_uint16, to_uint8, write_png
+from hpa_scc.core.parallel import ordered_stream
+from hpa_scc.data.images import CHANNELS, to_uint8, to_uint16, write_png
 from hpa_scc.data.tables import write_cell_labels, write_labels
 from hpa_scc.submission.encode import empty_mask_token, encode_label_image
 from hpa_scc.submission.rows import Prediction, write_submission
 from hpa_scc.synth.draw import generate_image
-from hpa_scc.core.parallel import ordered_stream
 
 
 @dataclass

@@ -13,8 +13,8 @@ from hpa_scc.core.config_images import SynthConfig
 from hpa_scc.data.images import CHANNELS
 from hpa_scc.segment.labels import REFERENCE_SIDE, drop_small
 from hpa_scc.synth.geometry import CellGeometry, box_around, make_geometry, rasterise
-from hpa_scc.synth.textures import dashes, parallel_fibres, polyline, radial_fibres, random_points_in, ring, smooth_noise, spots, wavy_fibres
-
+from hpa_scc.synth.textures import (dashes, parallel_fibres, polyline, radial_fibres, random_points_in, ring,
+                                    smooth_noise, spots, wavy_fibres)
 
 # Share of real train.csv images carrying each class 0-17 (Negative is drawn separately).
 CLASS_FREQUENCY = np.array(

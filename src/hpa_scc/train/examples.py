@@ -14,9 +14,9 @@ from tqdm import tqdm
 from hpa_scc.core.classes import NUM_CLASSES, to_multi_hot
 from hpa_scc.core.config import Config
 from hpa_scc.core.errors import InputError
+from hpa_scc.core.parallel import KeepGoing
 from hpa_scc.crops.cache import load_or_make_crops
 from hpa_scc.crops.shards import prepared_cells
-from hpa_scc.core.parallel import KeepGoing
 
 
 @dataclass

@@ -26,7 +26,9 @@ import numpy as np
 from hpa_scc.core.config import Config, save_config
 from hpa_scc.core.errors import InputError
 from hpa_scc.core.files import atomic_write_text, remove_stale_temp_files
-from hpa_scc.core.layout import CONFIG_FILE, CURVES_FILE, CROP_CACHE_DIR, LAST_FILE, MODEL_FILE, OOF_DIR, STATE_FILE, VAL_PER_CLASS_FILE
+from hpa_scc.core.layout import (CONFIG_FILE, CROP_CACHE_DIR, CURVES_FILE, LAST_FILE, MODEL_FILE, OOF_DIR, STATE_FILE,
+                                 VAL_PER_CLASS_FILE)
+from hpa_scc.core.parallel import KeepGoing
 from hpa_scc.crops.shards import ShardSource, read_index
 from hpa_scc.data.tables import read_cell_labels, read_labels, write_cell_labels, write_labels
 from hpa_scc.metrics.classification import per_class_metrics
@@ -38,7 +40,6 @@ from hpa_scc.train.examples import fold_split, make_examples, prepared_examples,
 from hpa_scc.train.loop import fit_round, get_strategy, make_loss, read_history, save_model_atomic, trim_history
 from hpa_scc.train.pseudo import out_of_fold_labels, pseudo_labels, with_train
 from hpa_scc.train.sources import CropSource
-from hpa_scc.core.parallel import KeepGoing
 
 
 def train(cfg: Config, images: str | Path, labels_csv: str | Path, masks: str | Path, run: str | Path,
