@@ -7,7 +7,7 @@ import shutil
 import cv2
 import numpy as np
 import pytest
-from test_reliability import SETTINGS, cli, failure_lines, one_line_error, synthetic_rgby, write_image
+from helpers import SETTINGS, cli, failure_lines, one_line_error, synthetic_rgby, write_image
 
 from hpa_scc.data.images import CHANNELS, read_label_png, to_uint8, write_png
 from hpa_scc.submission.rows import read_submission, validate_submission

@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from hpa_scc.app.cli import main
 from hpa_scc.data.images import list_image_ids
 
@@ -9,13 +11,28 @@ def run(*args):
     return subprocess.run([sys.executable, "-m", "hpa_scc", *args], capture_output=True, text=True)
 
 
-def test_help_of_every_command():
-    out = run("--help")
+def test_help_of_every_command(capsys):
+    out = run("--help")  # the real entry point, once
     assert out.returncode == 0
     for command in ("synth", "validate", "score", "leaderboard", "segment", "prepare", "train", "predict", "show", "bench",
                     "demo"):
         assert command in out.stdout
-        assert run(command, "--help").returncode == 0
+        with pytest.raises(SystemExit) as done:
+            main([command, "--help"])
+        assert done.value.code == 0 and "usage: hpa-scc " + command in capsys.readouterr().out
+
+
+def test_each_bench_has_its_own_parser(capsys):
+    """`hpa-scc bench NAME --help` lists that bench's flags only."""
+    for bench, own, foreign in (("segment", "--real", "--methods"), ("quality", "--methods", "--real"),
+                                ("score", "--images", "--seed"), ("prepare", "--config", "--methods")):
+        with pytest.raises(SystemExit):
+            main(["bench", bench, "--help"])
+        text = capsys.readouterr().out
+        assert own in text and foreign not in text, (bench, text)
+    with pytest.raises(SystemExit):
+        main(["bench", "segment", "--methods", "mil"])
+    assert "unrecognized arguments: --methods" in capsys.readouterr().err
 
 
 def test_synth_command(tmp_path, capsys):
@@ -78,6 +95,7 @@ def test_segment_and_show(tiny_data, tmp_path, capsys):
     assert main(["show", "nope", "--images", str(tiny_data / "test"), "--masks", str(masks)]) == 2
 
 
+@pytest.mark.slow
 def test_quick_demo(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["demo", "--quick", "--set", "train.batch_size=8"]) == 0

@@ -42,6 +42,7 @@ def test_shards_hold_the_model_crops_of_every_image(tiny_data, tmp_path):
     assert index["cells"] == sum(sum(s["cells"]) for s in index["shards"])
 
 
+@pytest.mark.slow
 def test_training_streams_from_the_shards(tiny_data, tmp_path):
     from hpa_scc.train.run import train
 
@@ -72,6 +73,7 @@ def test_a_bad_image_is_listed_and_the_others_are_prepared(tiny_data, tmp_path):
     assert index["images"] == 3 and [f[0] for f in index["failed"]] == [bad]
 
 
+@pytest.mark.slow
 def test_resume_after_kill_keeps_finished_shards(tmp_path):
     """SIGKILL a real `hpa-scc prepare` of generated 2048² images after its first shard; the
     re-run leaves the finished shards untouched and completes the index."""

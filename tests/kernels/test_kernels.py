@@ -5,10 +5,13 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 from conftest import PROJECT
 
 from hpa_scc.core.config import load_config
 from hpa_scc.submission.rows import validate_submission
+
+pytestmark = pytest.mark.slow  # both kernels end to end
 
 
 def _run_kernel(name, env_extra):

@@ -52,6 +52,7 @@ def test_worker_processes_keep_the_order(tiny_run):
     assert all(p.whole is None and len(p.tokens) == len(p.cell_ids) for p in pooled)
 
 
+@pytest.mark.slow
 def test_onnx_export_agrees_with_keras(tiny_run, tmp_path):
     import shutil
 
@@ -134,6 +135,7 @@ def test_submission_has_every_cell_and_label_and_a_cell_table(tiny_run, tmp_path
         sum(len(r.predictions) for r in rows.values())
 
 
+@pytest.mark.slow
 def test_resume_after_a_crash_gives_the_same_file(tiny_run, tmp_path):
     reference = tmp_path / "reference.csv"
     _predict(tiny_run, reference)

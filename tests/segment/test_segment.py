@@ -154,6 +154,7 @@ def test_resume_after_kill(tiny_data, tmp_path):
         assert np.array_equal(read_label_png(reference / name), read_label_png(out / name))
 
 
+@pytest.mark.slow
 def test_dask_local_cluster(tiny_data, tmp_path):
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:

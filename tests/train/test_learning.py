@@ -14,6 +14,8 @@ from hpa_scc.core.classes import to_multi_hot
 from hpa_scc.core.config import load_config
 from hpa_scc.core.config_images import SynthConfig
 
+pytestmark = pytest.mark.slow  # training for two minutes
+
 DISTINCT = (0, 10, 13, 16)  # nucleoplasm, microtubules, plasma membrane, cytosol
 
 

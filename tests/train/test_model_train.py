@@ -26,6 +26,7 @@ def test_model_shapes(backbone, channels):
     assert y.shape == (2, 19) and np.all((y > 0) & (y < 1))
 
 
+@pytest.mark.slow
 def test_missing_weights_and_bad_model_file(tmp_path):
     from hpa_scc.model.classifier import build_classifier, load_classifier
 
@@ -102,6 +103,7 @@ def train_data(tmp_path_factory):
 TINY = ["crops.size=48", "model.size=48", "train.batch_size=16", "train.epochs=2", "train.augment.enabled=true"]
 
 
+@pytest.mark.slow
 def test_training_writes_outputs_loss_goes_down_and_resumes(train_data, tmp_path):
     from hpa_scc.app.cli import main
 
@@ -124,6 +126,7 @@ def test_training_writes_outputs_loss_goes_down_and_resumes(train_data, tmp_path
     assert len((run / "history.csv").read_text().splitlines()) == 5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["image", "truth"])
 def test_other_modes(train_data, tmp_path, mode):
     from hpa_scc.train.run import train
@@ -134,6 +137,7 @@ def test_other_modes(train_data, tmp_path, mode):
     assert len(result["history"]) == 1 and (tmp_path / mode / "model.keras").is_file()
 
 
+@pytest.mark.slow
 def test_mil_trains_the_per_cell_classifier(train_data, tmp_path):
     """mode mil: bags of cells, pooled outputs; model.keras is the per-cell classifier (19 outputs)."""
     from hpa_scc.model.classifier import load_classifier
@@ -178,6 +182,7 @@ def test_bag_pooling_arithmetic():
     np.testing.assert_allclose(pooled["lse"][1:], 0.1, rtol=1e-4)  # equal cells pool to themselves
 
 
+@pytest.mark.slow
 def test_out_of_fold_labels_never_come_from_a_model_that_saw_the_image(train_data, tmp_path):
     from hpa_scc.data.tables import read_cell_labels, read_labels
     from hpa_scc.train.run import train
@@ -203,8 +208,8 @@ import sys
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from hpa_scc.config import load_config
-from hpa_scc.train import train
+from hpa_scc.core.config import load_config
+from hpa_scc.train.run import train
 root, run = sys.argv[1], sys.argv[2]
 cfg = load_config(None, sys.argv[3:])
 result = train(cfg, f"{root}/train", f"{root}/train.csv", f"{root}/masks", run)
@@ -212,6 +217,7 @@ print("epochs", len(result["history"]))
 """
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_over_two_logical_cpus(train_data, tmp_path):
     """The multi-device path for real: MirroredStrategy with two logical CPU devices (a subprocess,
     because logical devices must be configured before TensorFlow starts)."""
