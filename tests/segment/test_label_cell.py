@@ -1,0 +1,81 @@
+"""hpacellseg's post-processing written anew: the same labels as the original on its fixtures, a fast
+mode that agrees with it, and a round trip of the real reference masks through hpacellseg's maps."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import hpa_scc
+from hpa_scc.core.errors import InputError
+from hpa_scc.data.images import list_image_ids, read_label_png
+from hpa_scc.metrics.agreement import cell_agreement
+from hpa_scc.segment.label_cell import label_cell
+from hpa_scc.segment.maps import maps_from_labels, nucleus_cores
+
+FIXTURES = Path(__file__).parent / "fixtures" / "label_cell"
+
+
+def fixture(name: str) -> dict:
+    """Maps made by fixtures/label_cell/make_maps.py and the labels hpacellseg's own label_cell gave."""
+    with np.load(FIXTURES / f"{name}.npz") as data:
+        return {k: data[k] for k in data.files}
+
+
+@pytest.mark.parametrize("name", ["synth_640", "border_wrap", "grid_300"])
+def test_exact_mode_gives_the_original_labels(name):
+    f = fixture(name)
+    nuclei, cells = label_cell(f["nuclei_pred"], f["cell_pred"], mode="exact")
+    assert cells.max() > 0
+    np.testing.assert_array_equal(cells, f["cells"])
+    np.testing.assert_array_equal(nuclei, f["nuclei"])
+
+
+def test_more_than_255_cells_wrap_in_exact_mode_only_when_asked():
+    f = fixture("grid_300")
+    assert len(np.unique(f["cells"])) - 1 < 300  # the original's uint8 labels lose a cell of the 300
+    _, cells = label_cell(f["nuclei_pred"], f["cell_pred"], mode="exact", wrap_labels=False)
+    assert len(np.unique(cells)) - 1 == 300
+
+
+def test_fast_mode_agrees_with_exact():
+    for name in ("synth_640", "grid_300"):
+        f = fixture(name)
+        _, cells = label_cell(f["nuclei_pred"], f["cell_pred"], mode="fast", wrap_labels=False)
+        exact = label_cell(f["nuclei_pred"], f["cell_pred"], mode="exact", wrap_labels=False)[1]
+        agreement = cell_agreement(cells, exact)
+        assert agreement["f1"] >= 0.99 and agreement["mean_iou"] >= 0.97, (name, agreement)
+
+
+def test_the_top_level_name_and_bad_maps():
+    f = fixture("synth_640")
+    assert hpa_scc.label_cell is label_cell
+    with pytest.raises(InputError, match="uint8"):
+        label_cell(f["nuclei_pred"] / 255.0, f["cell_pred"] / 255.0)
+    with pytest.raises(InputError, match="differ in shape"):
+        label_cell(f["nuclei_pred"], f["cell_pred"][:-1])
+    with pytest.raises(InputError, match="mode"):
+        label_cell(f["nuclei_pred"], f["cell_pred"], mode="quick")
+
+
+def test_maps_from_labels_have_hpacellseg_layout():
+    cells = np.zeros((400, 400), np.uint16)
+    cells[50:250, 50:250], cells[50:250, 250:390] = 1, 2
+    nuclei = nucleus_cores(cells)
+    assert set(np.unique(nuclei)) == {0, 1, 2} and np.all((nuclei == 0) | (nuclei == cells))
+    nuclei_pred, cell_pred = maps_from_labels(cells, nuclei)
+    assert nuclei_pred.dtype == cell_pred.dtype == np.uint8 and cell_pred.shape == (400, 400, 3)
+    assert cell_pred[..., 0].max() == 0
+    assert cell_pred[150, 150, 2] == 255 and cell_pred[150, 150, 1] == 0  # deep inside a cell: interior
+    assert cell_pred[150, 250, 1] > 128 > cell_pred[150, 250, 2]  # the shared border: border
+    assert cell_pred[10, 10].max() == 0  # background
+
+
+@pytest.mark.parametrize("mode", ["fast", pytest.param("exact", marks=pytest.mark.slow)])
+def test_round_trip_of_the_real_reference_masks(real_data, mode):
+    """Maps derived from hpacellseg's masks of the seven real images give those masks back."""
+    for image_id in list_image_ids(real_data / "images"):
+        reference = read_label_png(real_data / "hpacellseg_masks" / f"{image_id}_predictedmask.png")
+        _, cells = label_cell(*maps_from_labels(reference), mode=mode)
+        agreement = cell_agreement(cells, reference)
+        assert agreement["f1"] >= 0.98, (image_id, agreement)
