@@ -14,7 +14,10 @@
 # Attach three inputs to the notebook (internet off):
 # - the competition data `hpa-single-cell-image-classification` (test/, sample_submission.csv);
 # - `hpa-scc-wheels`: `pip wheel` output of this project and the packages Kaggle's image lacks;
-# - `hpa-scc-model`: a training run folder (model.keras, config.yaml; model.onnx for the ONNX engine).
+# - `hpa-scc-model`: a training run folder (model.keras, config.yaml; model.onnx for the ONNX engine);
+# - optional, to segment with HPA-Cell-Segmentation (how the competition's truth was made): a dataset
+#   with `dpn_unet_nuclei_v1.pth` and `dpn_unet_cell_3ch_v1.pth`, and an `hpacellseg-*.whl` (or the
+#   package installed). Without them the default segmenter runs; the log says which, in one line.
 #
 # Paths come from `/kaggle/input` and `/kaggle/working`, or from the environment variables
 # `HPA_SCC_INPUT` and `HPA_SCC_WORKING` (that is how the project's tests run this file).
@@ -45,13 +48,30 @@ if WHEELS.is_dir():
                     "hpa-scc"], check=True)
 
 # %% [markdown]
+# ## The segmenter: hpacellseg when its wheel (or package) and both weight files are attached
+# (dataset names are free; the files are found by name, see kernels/README.md), else the default
+
+# %%
+import importlib.util
+
+from hpa_scc.segment.hpacellseg import find_hpacellseg_inputs, segmenter_choice
+
+found = find_hpacellseg_inputs(INPUT)
+importable = importlib.util.find_spec("hpacellseg") is not None
+SEGMENTER, segmenter_line = segmenter_choice(found, importable)
+if SEGMENTER and not importable:
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--find-links",
+                    str(found["wheels"]), "hpacellseg"], check=True)
+print(segmenter_line)
+
+# %% [markdown]
 # ## Segment, crop and score every test cell; write the submission
 
 # %%
 from hpa_scc.core.config import load_config
 from hpa_scc.predict.submit import predict_submission
 
-cfg = load_config(CONFIG, OVERRIDES)
+cfg = load_config(CONFIG, SEGMENTER + OVERRIDES)  # the user's overrides win
 print(f"config {CONFIG}, overrides {OVERRIDES}")
 WORKING.mkdir(parents=True, exist_ok=True)
 # allow_failures: an unreadable test image gets an empty PredictionString (listed in

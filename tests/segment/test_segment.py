@@ -13,7 +13,8 @@ from hpa_scc.data.images import list_image_ids, read_label_png, read_rgby
 from hpa_scc.metrics.agreement import f1_score, match_cells
 from hpa_scc.segment.cache import read_masks, segment_folder
 from hpa_scc.segment.classical import segment_classical
-from hpa_scc.segment.hpacellseg import labels_from_probabilities
+from hpa_scc.segment.label_cell import label_cell
+from hpa_scc.segment.maps import maps_from_labels
 from hpa_scc.segment.segmenter import make_segmenter
 from hpa_scc.synth.draw import generate_image
 
@@ -87,29 +88,25 @@ def test_sixteen_bit_input_same_as_eight(tmp_path):
     assert f1_score(*match_cells(a, b))[2] >= 0.9
 
 
-def _prob_maps(h, w, centres, r_nuc, r_cell):
+def _round_cells(h, w, centres, r_nuc, r_cell):
+    """Label images of round cells (touching ones split half-way) with round nuclei, as hpacellseg maps."""
     yy, xx = np.mgrid[0:h, 0:w]
-    nuclei = np.zeros((h, w, 3), np.float32)
-    cells = np.zeros((h, w, 3), np.float32)
-    nuclei[..., 0] = cells[..., 0] = 1
-    for cy, cx in centres:
-        d = np.hypot(yy - cy, xx - cx)
-        for maps, r in ((nuclei, r_nuc), (cells, r_cell)):
-            inside = d < r
-            border = inside & (d > r - 3)
-            maps[inside] = (0, 0, 1)
-            maps[border] = (0, 0.8, 0.2)
-    return nuclei, cells
+    distance = np.stack([np.hypot(yy - cy, xx - cx) for cy, cx in centres]) if centres else np.full((1, h, w), np.inf)
+    nearest = distance.argmin(axis=0)
+    closest = distance.min(axis=0)
+    cells = np.where(closest < r_cell, nearest + 1, 0).astype(np.uint16)
+    nuclei = np.where(closest < r_nuc, nearest + 1, 0).astype(np.uint16)
+    return maps_from_labels(cells, nuclei)
 
 
-def test_postprocessing_of_probability_maps():
-    nuclei, cells = _prob_maps(256, 256, [(64, 64), (64, 150), (180, 100)], 18, 45)
-    seg = labels_from_probabilities(nuclei, cells, CFG, full_shape=(1024, 1024))
-    assert seg.cells.shape == (1024, 1024)
-    assert seg.n_cells == 3  # touching cells (centres 86 px apart, radius 45) stay separate
-    assert np.all(seg.cells[seg.nuclei > 0] == seg.nuclei[seg.nuclei > 0])
-    empty_n, empty_c = _prob_maps(64, 64, [], 10, 20)
-    assert labels_from_probabilities(empty_n, empty_c, CFG).n_cells == 0
+def test_postprocessing_of_hpacellseg_maps():
+    nuclei, cells = _round_cells(1024, 1024, [(256, 256), (256, 600), (720, 400)], 72, 180)
+    nuclei_labels, cell_labels = label_cell(nuclei, cells)
+    assert cell_labels.shape == (1024, 1024)
+    assert cell_labels.max() == 3  # touching cells (centres 344 px apart, radius 180) stay separate
+    assert np.all(cell_labels[nuclei_labels > 0] == nuclei_labels[nuclei_labels > 0])
+    empty_n, empty_c = _round_cells(256, 256, [], 10, 20)
+    assert label_cell(empty_n, empty_c)[1].max() == 0
 
 
 def test_hpacellseg_backend_missing_is_clear():

@@ -11,12 +11,13 @@ from hpa_scc.core.classes import COMPETITION_IOU
 from hpa_scc.core.config import config_to_dict
 from hpa_scc.core.config_images import ScoreConfig, SegmentConfig, SynthConfig
 from hpa_scc.core.files import settings_hash, stamp_key
-from hpa_scc.core.layout import DATA_MANIFEST, SAMPLE_FILE, SOLUTION_FILE, TEST_DIR, TRAIN_DIR, truth_paths
+from hpa_scc.core.layout import (DATA_MANIFEST, MASK_MANIFEST, SAMPLE_FILE, SOLUTION_FILE, TEST_DIR, TRAIN_DIR,
+                                 truth_paths)
 from hpa_scc.data.images import list_image_ids, read_label_png
 from hpa_scc.evaluate.baselines import write_floor
 from hpa_scc.metrics.agreement import f1_score, match_cells
 from hpa_scc.metrics.competition import ScoreResult, score_files
-from hpa_scc.segment.cache import read_masks, segment_folder
+from hpa_scc.segment.cache import mask_settings, read_masks, segment_folder
 from hpa_scc.synth.dataset import generate_dataset
 
 
@@ -29,10 +30,15 @@ def ensure_generated(synth: SynthConfig, data: Path, progress: bool = True) -> b
 
 
 def segment_splits(data: Path, masks: Path, cfg: SegmentConfig, progress: bool = True) -> tuple[list[str], list[str]]:
-    """Segment the train and test images of a data set into `masks` (resumes); returns (train IDs, test IDs)."""
+    """Segment the train and test images of a data set into `masks` (resumes); returns (train IDs, test IDs).
+    The pipeline owns its mask folder: masks made with other settings are made again."""
     train_ids, test_ids = list_image_ids(data / TRAIN_DIR), list_image_ids(data / TEST_DIR)
+    recorded = stamp_key(masks / MASK_MANIFEST)
+    redo = recorded is not None and recorded != settings_hash(mask_settings(cfg))
+    if redo:
+        print(f"      {masks} holds masks of other segmentation settings: segmenting again")
     for split, ids in ((TRAIN_DIR, train_ids), (TEST_DIR, test_ids)):
-        segment_folder(data / split, masks, cfg, ids=ids, progress=progress)
+        segment_folder(data / split, masks, cfg, ids=ids, progress=progress, force=redo)
     return train_ids, test_ids
 
 
