@@ -38,13 +38,13 @@ def test_more_than_255_cells_wrap_in_exact_mode_only_when_asked():
     assert len(np.unique(cells)) - 1 == 300
 
 
-def test_fast_mode_agrees_with_exact():
-    for name in ("synth_640", "grid_300"):
-        f = fixture(name)
-        _, cells = label_cell(f["nuclei_pred"], f["cell_pred"], mode="fast", wrap_labels=False)
-        exact = label_cell(f["nuclei_pred"], f["cell_pred"], mode="exact", wrap_labels=False)[1]
-        agreement = cell_agreement(cells, exact)
-        assert agreement["f1"] >= 0.99 and agreement["mean_iou"] >= 0.97, (name, agreement)
+@pytest.mark.parametrize("name, min_iou", [("synth_640", 0.97), ("grid_300", 0.95)])  # grid: 90 px cells, 1 px = 4 %
+def test_fast_mode_agrees_with_exact(name, min_iou):
+    f = fixture(name)
+    _, cells = label_cell(f["nuclei_pred"], f["cell_pred"], mode="fast", wrap_labels=False)
+    exact = label_cell(f["nuclei_pred"], f["cell_pred"], mode="exact", wrap_labels=False)[1]
+    agreement = cell_agreement(cells, exact)
+    assert agreement["f1"] >= 0.99 and agreement["mean_iou"] >= min_iou, agreement
 
 
 def test_the_top_level_name_and_bad_maps():
