@@ -2,7 +2,9 @@
 
     hpa-scc bench segment --out bench/segment
 
-Three parts, one JSON (`OUT/segment.json`) and one overlay PNG per real image (`OUT/overlays/`):
+Three parts, one JSON (`OUT/segment.json`) and one overlay PNG per real image (`OUT/overlays/`: the
+image in grey with hpacellseg outlines cyan and the project's magenta; hpacellseg's cells with the
+missed ones red; the project's cells with the extra ones yellow):
 - real HPA images (`../shared/data/hpa_real`) against HPA-Cell-Segmentation's masks: per image
   and in total, F1 / precision / recall at IoU 0.6 and the mean IoU of the matched cells;
 - a generated set with true masks: F1 against the truth, and the floor submission's mAP (every
@@ -33,7 +35,7 @@ from hpa_scc.evaluate.baselines import write_floor
 from hpa_scc.evaluate.pipeline import ensure_generated
 from hpa_scc.metrics.agreement import agreement_totals, cell_agreement
 from hpa_scc.metrics.competition import score_files
-from hpa_scc.report.pictures import composite, overlay, save_rgb
+from hpa_scc.report.pictures import agreement_panels, composite, save_rgb
 from hpa_scc.segment.cache import read_masks, segment_folder
 from hpa_scc.segment.segmenter import make_segmenter
 from hpa_scc.synth.draw import generate_image
@@ -41,31 +43,16 @@ from hpa_scc.synth.draw import generate_image
 SPEED_SIDES = (1728, 2048, 3072)
 
 
-MISSED = (255, 60, 60)  # reference cells without a match: red fill
-
-
-EXTRA = (255, 220, 0)  # project cells without a match: yellow fill
-
-
-REFERENCE_LINE = (0, 255, 0)
-
-
-PROJECT_LINE = (255, 0, 255)
-
-
 def agreement_overlay(rgby: np.ndarray, pred: np.ndarray, reference: np.ndarray, agreement: dict,
                       max_side: int = 1024) -> np.ndarray:
-    """uint8 RGB picture: reference outlines green, project outlines magenta, missed reference
-    cells filled red, extra project cells filled yellow; at most `max_side` px."""
+    """uint8 RGB picture of three panels, each at most `max_side` px (see `report.pictures.agreement_panels`)."""
     scale = min(1.0, max_side / max(rgby.shape[:2]))
     shape = (round(rgby.shape[1] * scale), round(rgby.shape[0] * scale))
     small = cv2.resize(rgby, shape, interpolation=cv2.INTER_AREA)
     pred = cv2.resize(pred.astype(np.uint16), shape, interpolation=cv2.INTER_NEAREST)
     reference = cv2.resize(reference.astype(np.uint16), shape, interpolation=cv2.INTER_NEAREST)
     picture = composite(small / max(float(np.percentile(small, 99.5)), 1e-6))
-    picture = overlay(picture, reference, REFERENCE_LINE, thickness=2,
-                      cell_colours={c: MISSED for c in agreement["missed"]})
-    return overlay(picture, pred, PROJECT_LINE, thickness=1, cell_colours={c: EXTRA for c in agreement["extra"]})
+    return agreement_panels(picture, pred, reference, agreement["missed"], agreement["extra"])
 
 
 def bench_real(real: Path, cfg: SegmentConfig, out: Path) -> dict:

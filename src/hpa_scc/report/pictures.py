@@ -90,3 +90,31 @@ def top_label_overlay(rgby: np.ndarray, cells: np.ndarray, top_labels: dict[int,
     thickness = outline_width(cells.shape)
     return overlay(composite(rgby), cells, (255, 255, 255), thickness,
                    cell_colours={cell: colours[label] for cell, label in top_labels.items()})
+
+
+REFERENCE_OUTLINE = (0, 255, 255)  # cyan: a grey picture never holds it
+PROJECT_OUTLINE = (255, 0, 255)  # magenta
+MISSED_FILL = (230, 40, 40)  # reference cells the project did not find (red)
+EXTRA_FILL = (250, 210, 0)  # project cells with no reference cell (yellow)
+MATCHED_FILL = (90, 90, 90)  # cells found by both (dark grey)
+
+
+def agreement_panels(rgb: np.ndarray, pred: np.ndarray, reference: np.ndarray, missed: list[int],
+                     extra: list[int]) -> np.ndarray:
+    """Three panels side by side, uint8 H x (3W + 2 gaps) x 3, that tell missed and extra cells apart:
+    the picture in grey with reference outlines cyan and project outlines magenta (colours a grey
+    picture never holds); the reference cells on black, matched ones dark grey and missed ones red;
+    the project's cells, matched ones dark grey and extra ones (no reference match) yellow."""
+    grey = np.repeat(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+    thickness = outline_width(rgb.shape)
+    outlines = overlay(overlay(grey, reference, REFERENCE_OUTLINE, thickness + 1), pred, PROJECT_OUTLINE, thickness)
+
+    def errors(labels: np.ndarray, wrong: list[int], fill: tuple[int, int, int], line: tuple[int, int, int]) -> np.ndarray:
+        panel = np.zeros_like(rgb)
+        panel[labels > 0] = MATCHED_FILL
+        panel[np.isin(labels, list(wrong)) & (labels > 0)] = fill
+        return overlay(panel, labels, line, thickness)
+
+    gap = np.full((rgb.shape[0], 8, 3), 255, np.uint8)
+    return np.concatenate([outlines, gap, errors(reference, missed, MISSED_FILL, REFERENCE_OUTLINE), gap,
+                           errors(pred, extra, EXTRA_FILL, PROJECT_OUTLINE)], axis=1)
