@@ -99,3 +99,13 @@ def test_shipped_configs_are_found_by_name_from_anywhere(tmp_path, monkeypatch):
     assert load_config("configs/cpu.yaml").model.size == 96
     with pytest.raises(ConfigError, match="shipped configs: cpu.yaml, default.yaml, demo.yaml"):
         load_config("nope.yaml")
+
+
+def test_retired_keys_of_an_old_run_config_are_dropped_with_a_warning(tmp_path):
+    old = tmp_path / "config.yaml"
+    old.write_text("segment:\n  cell_close: 5\n  seed_threshold: 0.4\n  scale: 0.5\n")
+    with pytest.warns(UserWarning, match="segment.cell_close, segment.seed_threshold are no longer used"):
+        assert load_config(old).segment.scale == 0.5
+    old.write_text("segment:\n  cell_closing: 5\n")
+    with pytest.raises(ConfigError, match="unknown config key 'segment.cell_closing'"):
+        load_config(old)

@@ -7,9 +7,11 @@ image in grey with hpacellseg outlines cyan and the project's magenta; hpacellse
 missed ones red; the project's cells with the extra ones yellow):
 - real HPA images (`../shared/data/hpa_real`) against HPA-Cell-Segmentation's masks: per image
   and in total, F1 / precision / recall at IoU 0.6 and the mean IoU of the matched cells;
-- a generated set with true masks: F1 against the truth, and the floor submission's mAP (every
-  cell every label at one confidence, no model) on the true masks vs on the project's masks,
-  whose difference is the score the segmentation costs;
+- two generated sets with true masks, the generator's default appearance (seed 7) and another
+  one nothing was tuned on (`OTHER_APPEARANCE`): F1 against the truth, recall and matched IoU
+  per kind of true cell (`metrics.cell_kinds`: edge, mitotic, touching, faint, large), and the
+  floor submission's mAP (every cell every label at one confidence, no model) on the true masks
+  vs on the project's masks, whose difference is the score the segmentation costs;
 - seconds per image on one core and the peak RSS of a process that segments one image, for
   1728², 2048² and 3072² inputs (a real dense field resized to each side).
 """
@@ -34,10 +36,12 @@ from hpa_scc.data.images import find_shared_data, list_image_ids, read_label_png
 from hpa_scc.evaluate.baselines import write_floor
 from hpa_scc.evaluate.pipeline import ensure_generated
 from hpa_scc.metrics.agreement import agreement_totals, cell_agreement
+from hpa_scc.metrics.cell_kinds import cell_kinds, found_by_kind, merge_kinds
 from hpa_scc.metrics.competition import score_files
 from hpa_scc.report.pictures import agreement_panels, composite, save_rgb
 from hpa_scc.segment.cache import read_masks, segment_folder
 from hpa_scc.segment.segmenter import make_segmenter
+from hpa_scc.synth.dataset import read_mitotic
 from hpa_scc.synth.draw import generate_image
 
 SPEED_SIDES = (1728, 2048, 3072)
@@ -76,24 +80,40 @@ def bench_real(real: Path, cfg: SegmentConfig, out: Path) -> dict:
     return {"images": per_image, "total": totals}
 
 
-def bench_generated(cfg: SegmentConfig, synth: SynthConfig, out: Path) -> dict:
-    """F1 against the truth on a generated set, and the floor mAP with true vs project masks."""
-    data, masks = out / "generated", out / "generated_masks"
+# A generated set of another appearance than the one anything was tuned on: smaller, denser cells,
+# dimmer and blurrier, noisier, more mitotic cells, other sides and seed.
+OTHER_APPEARANCE = SynthConfig(n_train=0, n_test=24, sizes=(512, 768), cells_min=16, cells_max=36, cell_radius=0.085,
+                               nucleus_ratio=0.5, brightness=0.55, blur=1.4, noise=0.035, p_mitotic=0.08,
+                               fraction_16bit=0.5, seed=11)
+
+
+def bench_generated(cfg: SegmentConfig, synth: SynthConfig, out: Path, name: str = "generated") -> dict:
+    """F1 against the truth on a generated set, recall and matched IoU per kind of cell (edge,
+    mitotic, touching, faint, large), and the floor mAP with true vs project masks."""
+    data, masks = out / name, out / f"{name}_masks"
     ensure_generated(synth, data, progress=False)
     ids = list_image_ids(data / TEST_DIR)
-    segment_folder(data / TEST_DIR, masks, cfg, ids=ids, progress=False)
-    per_image = {i: cell_agreement(read_masks(masks, i).cells, read_label_png(truth_paths(data, i)[0]))
-                 for i in ids}
+    segment_folder(data / TEST_DIR, masks, cfg, ids=ids, progress=False, force=True)
+    mitotic = read_mitotic(data)
+    per_image, by_kind = {}, []
+    for i in ids:
+        cells, truth = read_masks(masks, i).cells, read_label_png(truth_paths(data, i)[0])
+        per_image[i] = cell_agreement(cells, truth)
+        by_kind.append(found_by_kind(cells, truth, cell_kinds(truth, read_rgby(data / TEST_DIR, i), mitotic.get(i, set()))))
     totals = agreement_totals(per_image)
+    kinds = merge_kinds(by_kind)
     sample, solution = data / SAMPLE_FILE, data / SOLUTION_FILE
-    floor_true = score_files(write_floor(sample, data / TRUTH_DIR, out / "floor_truemasks.csv"), solution).map
-    floor_project = score_files(write_floor(sample, masks, out / "floor_projectmasks.csv"), solution).map
-    print(f"generated ({len(ids)} test images, sides {list(synth.sizes)}, seed {synth.seed}): F1 mean "
+    floor_true = score_files(write_floor(sample, data / TRUTH_DIR, out / f"{name}_floor_truemasks.csv"), solution).map
+    floor_project = score_files(write_floor(sample, masks, out / f"{name}_floor_projectmasks.csv"), solution).map
+    print(f"{name} ({len(ids)} test images, sides {list(synth.sizes)}, seed {synth.seed}): F1 mean "
           f"{totals['mean_f1']:.3f} (min {totals['min_f1']:.2f}), pooled {totals['pooled_f1']:.3f}; floor mAP "
           f"{floor_true:.4f} with the true masks, {floor_project:.4f} with the project's "
           f"(segmentation costs {floor_true - floor_project:+.4f})")
+    print(f"  {name} by kind of true cell: " + "; ".join(
+        f"{kind} {k['cells']} cells, recall {k['recall']:.2f}, matched IoU {k['mean_iou']:.2f}"
+        for kind, k in kinds.items() if k["cells"]))
     return {"total": totals, "floor_true_masks": floor_true, "floor_project_masks": floor_project,
-            "segmentation_cost": floor_true - floor_project,
+            "segmentation_cost": floor_true - floor_project, "kinds": kinds,
             "images": {i: {k: v for k, v in r.items() if k not in ("missed", "extra")} for i, r in per_image.items()}}
 
 
@@ -147,6 +167,7 @@ def bench_segment(cfg: SegmentConfig, out: Path, real: Optional[Path] = None, sy
     else:
         print("real images: ../shared/data/hpa_real not found (set HPA_REAL_DATA), skipped")
     figures["generated"] = bench_generated(cfg, synth or SynthConfig(n_train=0, n_test=24, seed=7), out)
+    figures["other_appearance"] = bench_generated(cfg, OTHER_APPEARANCE, out, "other_appearance")
     figures["speed"] = bench_speed(real, cfg)
     atomic_write_text(out / "segment.json", json.dumps(figures, indent=1))
     print(f"figures in {out / 'segment.json'}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -81,10 +82,20 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
     return value
 
 
+# Keys that earlier versions wrote into a run's config.yaml and that no longer exist: read and dropped
+# (with a warning), so that finished runs stay usable.
+RETIRED_KEYS = {"segment.seed_threshold", "segment.nucleus_prob_threshold", "segment.cell_background_threshold",
+                "segment.cell_close"}
+
+
 def _build(cls: type, values: dict, prefix: str = "") -> Any:
-    """Instantiate dataclass `cls` from a dict, rejecting keys it does not declare."""
+    """Instantiate dataclass `cls` from a dict, rejecting keys it does not declare (retired ones are dropped)."""
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
+    retired = sorted(k for k in values if prefix + k in RETIRED_KEYS)
+    if retired:
+        warnings.warn(f"config keys {', '.join(prefix + k for k in retired)} are no longer used; ignored")
+        values = {k: v for k, v in values.items() if k not in retired}
     unknown = sorted(set(values) - names)
     if unknown:
         raise ConfigError(

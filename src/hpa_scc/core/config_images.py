@@ -43,6 +43,9 @@ class SynthConfig:
     p_express: float = 0.75  # chance that a cell shows each of its image's patterns
     p_negative_image: float = 0.02  # chance that an image shows no pattern at all
     noise: float = 0.02  # Gaussian noise sigma, in [0, 1] intensity units
+    brightness: float = 1.0  # every channel's gain x this (0.5: a dim exposure)
+    blur: float = 0.8  # optics blur sigma, px at 512 px (scaled with the side)
+    p_mitotic: float = 0.02  # chance that a cell is a rounded mitotic cell (more when it shows the spindle)
     # A drawn cell is kept (and labelled) when its area and its nucleus's area inside the frame reach
     # these, px at 2048 x 2048 (scaled with the image area): cells cut by the edge down to a sliver are not cells.
     cell_min_area: int = 5500

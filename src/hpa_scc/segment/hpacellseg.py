@@ -9,7 +9,7 @@
 The package's `CellSegmentator` gives the nucleus and cell maps (uint8 H x W x 3, the image's
 size); `label_cell` (this project's version of hpacellseg's, `segment.label_cell`) turns them
 into labels, as the competition's ground truth was made. Images are padded (1728² images fail
-unpadded), the weights are whole pickled modules loaded here with `weights_only=False` (torch
+unpadded), the weights are whole serialised modules loaded here with `weights_only=False` (torch
 >= 2.6 refuses them by default), and a missing package, torch or weight file is one clear line.
 Nothing is downloaded: the weight files are local.
 """
@@ -39,10 +39,10 @@ def _check_weights(cfg: SegmentConfig) -> None:
 
 
 def _load_module(torch, path: str):
-    """A pickled torch module from `path` on the CPU (the trusted hpacellseg weights: whole modules)."""
+    """A whole serialised torch module from `path` on the CPU (the trusted hpacellseg weights)."""
     try:
         module = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - pickle, zip and torch errors alike: one line naming the file
+    except Exception as exc:  # noqa: BLE001 - deserialising, zip and torch errors alike: one line naming the file
         raise InputError(f"{path} is not a loadable hpacellseg weight file ({type(exc).__name__}: {str(exc)[:120]})") from None
     return module.module if isinstance(module, torch.nn.DataParallel) else module
 

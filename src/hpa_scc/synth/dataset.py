@@ -27,6 +27,7 @@ Deterministic for a seed, whatever the number of workers.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -58,6 +59,7 @@ class ImageRecord:
     image_labels: tuple[int, ...]
     cell_labels: dict[int, tuple[int, ...]]
     tokens: dict[int, str]
+    mitotic: tuple[int, ...] = ()
 
 
 def _image_task(args: tuple) -> ImageRecord:
@@ -71,7 +73,7 @@ def _image_task(args: tuple) -> ImageRecord:
     write_png(cells_path, image.cells)
     write_png(nuclei_path, image.nuclei)
     tokens = encode_label_image(image.cells) if split == "test" else {}
-    return ImageRecord(image.image_id, split, size, bits, image.image_labels, image.cell_labels, tokens)
+    return ImageRecord(image.image_id, split, size, bits, image.image_labels, image.cell_labels, tokens, image.mitotic)
 
 
 def plan_dataset(cfg: SynthConfig) -> list[tuple]:
@@ -113,7 +115,7 @@ def generate_dataset(cfg: SynthConfig, out: str | Path, progress: bool = True, w
     }
     write_submission(out / SOLUTION_FILE, [(r.image_id, r.size, r.size) for r in test], solution)
     images = [{"ID": r.image_id, "split": r.split, "size": r.size, "bits": r.bits, "cells": len(r.cell_labels),
-               "labels": format_label(r.image_labels)} for r in records]
+               "labels": format_label(r.image_labels), "mitotic": list(r.mitotic)} for r in records]
     write_stamp(out / DATA_MANIFEST, config_to_dict(cfg), images=images)  # the settings it was made with
     return records
 
@@ -133,3 +135,12 @@ def summarize(records: list[ImageRecord]) -> dict:
         "bits": sorted({r.bits for r in records}),
         "image_label_counts": counts.tolist(),
     }
+
+
+def read_mitotic(data: str | Path) -> dict[str, set[int]]:
+    """{image ID: IDs of its mitotic cells} from a generated data set's manifest (empty for old sets)."""
+    try:
+        images = json.loads((Path(data) / DATA_MANIFEST).read_text()).get("images", [])
+    except (OSError, ValueError):
+        return {}
+    return {image["ID"]: set(image.get("mitotic", [])) for image in images}

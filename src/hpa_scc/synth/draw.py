@@ -37,6 +37,7 @@ class SynthImage:
     cell_labels: dict[int, tuple[int, ...]]  # cell_id -> classes
     image_labels: tuple[int, ...]
     bits: int
+    mitotic: tuple[int, ...] = ()  # IDs of the rounded mitotic cells (bright condensed nucleus)
 
 
 def _draw_cell(
@@ -161,7 +162,7 @@ def generate_image(seed: np.random.SeedSequence | int, size: int, cfg: SynthConf
         if not express[:, j].any():
             express[rng.integers(n_cells), j] = True
     spindle = [patterns.index(MITOTIC_SPINDLE)] if MITOTIC_SPINDLE in patterns else []
-    mitotic = [bool(spindle and express[i, spindle[0]]) or rng.random() < 0.02 for i in range(n_cells)]
+    mitotic = [bool(spindle and express[i, spindle[0]]) or rng.random() < cfg.p_mitotic for i in range(n_cells)]
     strength = {c: float(rng.uniform(0.45, 1.0)) for c in patterns}
 
     geometry = make_geometry(rng, size, cfg, mitotic)
@@ -186,20 +187,21 @@ def generate_image(seed: np.random.SeedSequence | int, size: int, cfg: SynthConf
         for c in CHANNELS:
             planes[c][ys, xs] += drawn[c]
 
-    rgby = _finish_channels(rng, planes, size, unit, cfg.noise)
+    rgby = _finish_channels(rng, planes, size, unit, cfg)
     union = sorted({c for labs in cell_labels.values() for c in labs if c != NEGATIVE})
     image_labels = tuple(union) if union else (NEGATIVE,)
-    return SynthImage(image_id, rgby, cells, nuclei, cell_labels, image_labels, bits)
+    mitotic_ids = tuple(new_id for new_id, old in enumerate(kept, start=1) if geometry[old - 1].mitotic)
+    return SynthImage(image_id, rgby, cells, nuclei, cell_labels, image_labels, bits, mitotic_ids)
 
 
-def _finish_channels(rng, planes: dict[str, np.ndarray], size: int, unit: float, noise: float) -> np.ndarray:
+def _finish_channels(rng, planes: dict[str, np.ndarray], size: int, unit: float, cfg: SynthConfig) -> np.ndarray:
     """Optics: blur, uneven illumination, per-channel gain, background and noise -> H x W x 4."""
     illumination = 0.75 + 0.25 * np.tanh(smooth_noise(rng, (size, size), size / 6))
     out = np.empty((size, size, 4), np.float32)
     for i, c in enumerate(CHANNELS):
-        plane = cv2.GaussianBlur(planes[c], (0, 0), 0.8 * unit)
+        plane = cv2.GaussianBlur(planes[c], (0, 0), cfg.blur * unit)
         gain = rng.uniform(0.35, 0.8) if c != "green" else rng.uniform(0.5, 0.9)
-        plane = plane * gain * illumination + rng.uniform(0.005, 0.03)
-        plane = plane + rng.normal(0, noise, plane.shape).astype(np.float32) * np.sqrt(np.clip(plane, 0.02, None) * 4)
+        plane = plane * (gain * cfg.brightness) * illumination + rng.uniform(0.005, 0.03)
+        plane = plane + rng.normal(0, cfg.noise, plane.shape).astype(np.float32) * np.sqrt(np.clip(plane, 0.02, None) * 4)
         out[..., i] = np.clip(plane, 0, 1)
     return out
