@@ -14,6 +14,7 @@ import numpy as np
 
 from hpa_scc.core.classes import NUM_CLASSES
 from hpa_scc.core.files import atomic_path
+from hpa_scc.segment.labels import label_changes
 
 
 def composite(rgby: np.ndarray, gain: float = 1.5) -> np.ndarray:
@@ -26,11 +27,7 @@ def composite(rgby: np.ndarray, gain: float = 1.5) -> np.ndarray:
 def outline(labels: np.ndarray) -> np.ndarray:
     """bool H x W: pixels on the border of any labelled region."""
     lab = labels.astype(np.int32)
-    edge = np.zeros(lab.shape, bool)
-    edge[:-1] |= lab[:-1] != lab[1:]
-    edge[1:] |= lab[:-1] != lab[1:]
-    edge[:, :-1] |= lab[:, :-1] != lab[:, 1:]
-    edge[:, 1:] |= lab[:, :-1] != lab[:, 1:]
+    edge = label_changes(lab)
     return edge & (lab > 0) | edge & (np.roll(lab, 1, 0) > 0)
 
 

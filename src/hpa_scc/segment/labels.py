@@ -81,3 +81,14 @@ def relabel_sequential(cells: np.ndarray, nuclei: np.ndarray, min_cell: float, m
     """Drop cells (and their nuclei) smaller than the given areas (px at this scale); IDs 1..N."""
     cells, nuclei, _ = drop_small(cells, nuclei, min_cell, min_nucleus)
     return Segmentation(cells, nuclei)
+
+
+def label_changes(labels: np.ndarray) -> np.ndarray:
+    """bool H x W: pixels whose 4-neighbour has another label (both sides of every outline)."""
+    lab = labels.astype(np.int32)
+    edge = np.zeros(lab.shape, bool)
+    edge[:-1] |= lab[:-1] != lab[1:]
+    edge[1:] |= lab[:-1] != lab[1:]
+    edge[:, :-1] |= lab[:, :-1] != lab[:, 1:]
+    edge[:, 1:] |= lab[:, :-1] != lab[:, 1:]
+    return edge

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from hpa_scc.segment.labels import REFERENCE_SIDE
+from hpa_scc.segment.labels import REFERENCE_SIDE, label_changes
 
 BORDER_WIDTH = 8.0  # px of the border band at 2048 x 2048 (scaled with the image side)
 SOFTNESS = 1.5  # Gaussian sigma of the maps, px at 2048 x 2048
@@ -25,12 +25,7 @@ NUCLEUS_CORE = 0.3  # a derived nucleus: the part of its cell at >= this x the c
 
 def _outline_band(labels: np.ndarray, width: float) -> np.ndarray:
     """bool: pixels within `width` px of a change of label (object outlines, shared borders)."""
-    lab = labels.astype(np.int32)
-    edge = np.zeros(lab.shape, bool)
-    edge[:-1] |= lab[:-1] != lab[1:]
-    edge[1:] |= lab[:-1] != lab[1:]
-    edge[:, :-1] |= lab[:, :-1] != lab[:, 1:]
-    edge[:, 1:] |= lab[:, :-1] != lab[:, 1:]
+    edge = label_changes(labels)
     if width <= 1:
         return edge
     distance = cv2.distanceTransform((~edge).astype(np.uint8), cv2.DIST_L2, 5)
