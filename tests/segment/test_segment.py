@@ -12,7 +12,7 @@ from hpa_scc.core.layout import mask_paths
 from hpa_scc.data.images import list_image_ids, read_label_png, read_rgby
 from hpa_scc.metrics.agreement import f1_score, match_cells
 from hpa_scc.segment.cache import read_masks, segment_folder
-from hpa_scc.segment.classical import segment_classical
+from hpa_scc.segment.classical import seam_strength, segment_classical
 from hpa_scc.segment.label_cell import label_cell
 from hpa_scc.segment.maps import maps_from_labels
 from hpa_scc.segment.segmenter import make_segmenter
@@ -77,6 +77,19 @@ def test_touching_nuclei_are_split():
     rgby = np.clip(rgby, 0, 1)
     seg = segment_classical(rgby, SegmentConfig(scale=1.0))
     assert seg.n_cells == 2
+
+
+def test_seam_strength_marks_dim_seams_between_bright_cells_only():
+    signal = np.zeros((64, 200), np.float32)
+    signal[:, 20:180] = 0.6  # one bright slab ...
+    signal[:, 98:102] = 0.2  # ... with a dim seam 4 px wide
+    seams = seam_strength(signal, radius=6)
+    assert seams[32, 100] > 0.4  # the seam
+    assert seams[32, 50] < 0.02 and seams[32, 150] < 0.02  # plateaus
+    assert seams[32, 5] < 0.02  # the dark background beyond the slab is no seam
+    wide = signal.copy()
+    wide[:, 60:140] = 0.2  # a gap wider than the disk is background, not a seam
+    assert seam_strength(wide, radius=6)[32, 100] < 0.02
 
 
 def test_sixteen_bit_input_same_as_eight(tmp_path):

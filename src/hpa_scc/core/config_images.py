@@ -98,9 +98,14 @@ class SegmentConfig:
     cell_smooth: float = 2.0  # Gaussian sigma of the cell signal, px at 0.25 x 2048
     distance_smooth: float = 1.0  # Gaussian sigma of the nucleus distance map before splitting, px at 0.25 x 2048
     nucleus_open: int = 3  # side (px at working scale) of the square that opens the nucleus mask
-    # Watershed landscape of the cells: -signal + cell_distance_weight x distance to the nearest
-    # nucleus / cell_max_distance (keeps a cell from leaking far past a neighbour's nucleus).
-    cell_distance_weight: float = 0.5
+    # Watershed landscape of the cells: -signal + cell_seam_weight x seam strength (how far the
+    # signal, smoothed with sigma cell_seam_smooth, dips below its closing with a disk of radius
+    # cell_seam_radius: the dim seam where touching cells meet) + cell_distance_weight x distance to
+    # the nearest nucleus / cell_max_distance (keeps a cell from leaking far past a neighbour's nucleus).
+    cell_seam_weight: float = 1.0
+    cell_seam_radius: int = 24  # px at 2048
+    cell_seam_smooth: float = 0.7  # px at 0.25 x 2048
+    cell_distance_weight: float = 0.25
     cell_max_distance: int = 400  # a cell reaches at most this far from its nucleus, px at 2048
     nuclei_model: Optional[str] = None  # hpacellseg nuclei U-Net weights (local file dpn_unet_nuclei_v1.pth)
     cell_model: Optional[str] = None  # hpacellseg cell U-Net weights (local file dpn_unet_cell_3ch_v1.pth)
