@@ -6,6 +6,7 @@ import argparse
 from typing import Optional
 
 from hpa_scc.core.config import Config, load_config
+from hpa_scc.core.errors import ConfigError
 
 
 def add_config(parser: argparse.ArgumentParser, default: Optional[str] = None) -> None:
@@ -22,7 +23,14 @@ def add_fail_fast(parser: argparse.ArgumentParser) -> None:
 
 def config_of(args: argparse.Namespace, extra: Optional[list[str]] = None) -> Config:
     """The config named by --config, with --set overrides and then `extra` ones applied."""
-    return load_config(getattr(args, "config", None), list(getattr(args, "set", None) or []) + (extra or []))
+    path, sets = getattr(args, "config", None), list(getattr(args, "set", None) or [])
+    if not extra:
+        return load_config(path, sets)
+    load_config(path, sets)  # a bad file or --set value is named as such first
+    try:
+        return load_config(path, sets + extra)
+    except ConfigError as exc:  # then the command's own flags, named as the setting they set
+        raise ConfigError(str(exc).replace("--set ", "the flag setting ", 1)) from None
 
 
 def flag_overrides(args: argparse.Namespace, keys: dict[str, str]) -> list[str]:

@@ -37,7 +37,7 @@ def run_train(args: argparse.Namespace) -> None:
 def run_predict(args: argparse.Namespace) -> None:
     from hpa_scc.bench.inference import bench_predict  # TensorFlow
 
-    bench_predict(n_images=args.images)
+    bench_predict(config_of(args), n_images=args.images, json_out=Path(args.json) if args.json else None)
 
 
 def run_predict_memory(args: argparse.Namespace) -> None:
@@ -56,6 +56,14 @@ def run_quality(args: argparse.Namespace) -> None:
     settings = QualitySettings(seed=args.seed, n_train=args.train_images, n_test=args.test_images,
                                sizes=tuple(args.sizes), methods=tuple(args.methods))
     bench_quality(config_of(args), settings, Path(args.out or f"bench/quality_seed{args.seed}"))
+
+
+def run_tta(args: argparse.Namespace) -> None:
+    from hpa_scc.bench.tta import bench_tta  # TensorFlow
+    from hpa_scc.bench.quality import QualitySettings  # (TensorFlow)
+
+    settings = QualitySettings(seed=args.seed, n_train=args.train_images, n_test=args.test_images, sizes=tuple(args.sizes))
+    bench_tta(config_of(args), settings, Path(args.out or f"bench/tta_seed{args.seed}"))
 
 
 SPEED_BENCHES = ("encode", "score", "segment", "train", "predict", "predict-memory", "prepare")
@@ -92,7 +100,9 @@ def add_bench_parser(sub) -> None:
     p.set_defaults(func=run_train)
 
     p = benches.add_parser("predict", help="inference: model-only, preparation-only and pipeline speed, 559-image projection")
-    p.add_argument("--images", type=int, default=16, help="generated 2048² test images (default 16)")
+    add_config(p, "configs/cpu.yaml")
+    p.add_argument("--images", type=int, default=12, help="generated test images in the test set's size mix (default 12)")
+    p.add_argument("--json", help="also write the figures to this JSON file")
     p.set_defaults(func=run_predict)
 
     p = benches.add_parser("predict-memory", help="peak RSS of predict on one generated 3072² image")
@@ -115,6 +125,15 @@ def add_bench_parser(sub) -> None:
                         "pseudo (in-sample pseudo-label rounds)")
     p.add_argument("--out", help="output folder (default bench/quality_seedN; reused when present)")
     p.set_defaults(func=run_quality)
+
+    p = benches.add_parser("tta", help="one model of the recipe scored with TTA off, 3 views and 8 views")
+    add_config(p, "configs/cpu.yaml")
+    p.add_argument("--seed", type=int, default=0, help="seed of the generated set (default 0)")
+    p.add_argument("--train-images", type=int, default=160, help="generated training images (default 160)")
+    p.add_argument("--test-images", type=int, default=40, help="generated test images (default 40)")
+    p.add_argument("--sizes", type=int, nargs="+", default=[384], help="image sides, px (default 384)")
+    p.add_argument("--out", help="output folder (default bench/tta_seedN; reused when present)")
+    p.set_defaults(func=run_tta)
 
     p = benches.add_parser("all", help="every speed bench at its defaults: " + ", ".join(SPEED_BENCHES))
     p.set_defaults(func=run_all)

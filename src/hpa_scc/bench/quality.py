@@ -70,7 +70,7 @@ EXTRA_METHODS = ("mil", "oof", "pseudo")
 OTHERS_RULE = dict(cell_weight=0.7, image_score="others_mean", blend="linear")  # 4th place: 0.7 cell + 0.3 others
 
 
-def _synth_config(settings: QualitySettings, workers: int) -> SynthConfig:
+def synth_config(settings: QualitySettings, workers: int) -> SynthConfig:
     return SynthConfig(n_train=settings.n_train, n_test=settings.n_test, sizes=settings.sizes, seed=settings.seed,
                        class_balance=settings.class_balance, workers=workers)
 
@@ -107,7 +107,7 @@ def bench_quality(cfg: Config, settings: QualitySettings, out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     data, masks = out / "data", out / "masks"
     start = time.perf_counter()
-    ensure_generated(_synth_config(settings, cfg.synth.workers), data, progress=False)
+    ensure_generated(synth_config(settings, cfg.synth.workers), data, progress=False)
     train_ids, test_ids = segment_splits(data, masks, cfg.segment, progress=False)
     seg_f1 = segmentation_f1(data, masks, test_ids, cfg.score.iou)
     print(f"bench quality: {len(train_ids)} train / {len(test_ids)} test images (seed {settings.seed}, sides "

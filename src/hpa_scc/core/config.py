@@ -163,9 +163,16 @@ def load_config(path: Optional[str | Path] = None, overrides: Optional[list[str]
             raise ConfigError(f"config file {path} must hold a mapping at the top level")
         values = loaded or {}
     try:
-        return config_from_dict(values, overrides)
+        config_from_dict(values)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}" if path else str(exc)) from None
+    overrides = list(overrides or [])
+    for count, item in enumerate(overrides, start=1):  # the first override that breaks the config is named
+        try:
+            config_from_dict(values, overrides[:count])
+        except ConfigError as exc:
+            raise ConfigError(f"--set {item}: {exc}") from None
+    return config_from_dict(values, overrides)
 
 
 def config_to_dict(cfg: Any) -> dict:

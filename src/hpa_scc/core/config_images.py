@@ -6,10 +6,11 @@ Sizes and areas of the segmentation stage are given for a 2048 x 2048 image and 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import ClassVar, Optional
 
 from hpa_scc.core.classes import COMPETITION_IOU
 from hpa_scc.core.errors import ConfigError
+from hpa_scc.core.ranges import check_ranges
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,10 @@ class PathsConfig:
 @dataclass(frozen=True)
 class SynthConfig:
     """Synthetic HPA-like data with cell-level truth (see synth.py)."""
+
+    RANGES: ClassVar[dict[str, str]] = {"noise": "[0, inf)", "brightness": "(0, inf)", "blur": "[0, inf)",
+        "p_mitotic": "[0, 1]", "p_negative_image": "[0, 1]", "cell_radius": "(0, 0.5]", "nucleus_ratio": "(0, 1)",
+        "fraction_16bit": "[0, 1]"}
 
     n_train: int = 24
     n_test: int = 8
@@ -54,6 +59,7 @@ class SynthConfig:
     workers: int = 2
 
     def __post_init__(self) -> None:
+        check_ranges(self, "synth")
         if self.n_train < 0 or self.n_test < 0:
             raise ConfigError("synth.n_train and synth.n_test must be >= 0")
         if not self.sizes or min(self.sizes) < 64:
@@ -71,6 +77,11 @@ class SynthConfig:
 @dataclass(frozen=True)
 class SegmentConfig:
     """Segmentation settings. Areas are in px at 2048x2048 and scale with the image area."""
+
+    RANGES: ClassVar[dict[str, str]] = {"nucleus_min_area": "[1, inf)", "cell_min_area": "[1, inf)",
+        "nucleus_smooth": "[0, inf)", "cell_smooth": "[0, inf)", "cell_max_distance": "(0, inf)",
+        "cell_seam_weight": "[0, inf)", "cell_seam_radius": "[1, inf)", "cell_distance_weight": "[0, inf)",
+        "normalise_percentile": "(0, 100]", "workers": "[0, inf)"}
 
     backend: str = "classical"  # classical | hpacellseg
     scale: float = 0.25  # work at this fraction of the full resolution
@@ -115,6 +126,7 @@ class SegmentConfig:
     workers: int = 2
 
     def __post_init__(self) -> None:
+        check_ranges(self, "segment")
         if self.backend not in ("classical", "hpacellseg"):
             raise ConfigError(f"segment.backend must be classical or hpacellseg, got {self.backend!r}")
         if self.label_mode not in ("exact", "fast"):
@@ -129,17 +141,27 @@ class SegmentConfig:
 class CropConfig:
     """Cell crops fed to the model."""
 
+    RANGES: ClassVar[dict[str, str]] = {"size": "[8, 4096]", "padding": "[0, 2]"}
+
     size: int = 128  # crop side, px
     zero_background: bool = True  # zero pixels outside the cell
     padding: float = 0.05  # extra margin around the bounding box, fraction of its side
+
+    def __post_init__(self) -> None:
+        check_ranges(self, "crops")
 
 
 @dataclass(frozen=True)
 class ScoreConfig:
     """Competition metric settings."""
 
+    RANGES: ClassVar[dict[str, str]] = {"iou": "(0, 1]"}
+
     iou: float = COMPETITION_IOU
     strict: bool = False  # count detections of unverified classes as false positives
+
+    def __post_init__(self) -> None:
+        check_ranges(self, "score")
 
 
 @dataclass(frozen=True)

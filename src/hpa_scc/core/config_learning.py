@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import ClassVar, Optional
 
 from hpa_scc.core.errors import ConfigError
+from hpa_scc.core.ranges import check_ranges
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     """EfficientNetB0 classifier."""
+
+    RANGES: ClassVar[dict[str, str]] = {"dropout": "[0, 1)", "input_std_floor": "(0, inf)", "bn_momentum": "[0, 1)"}
 
     backbone: str = "keras"  # keras (keras.applications) | efficientnet (efficientnet.tfkeras)
     channels: int = 4  # 4 = RGBY, 3 = RGB
@@ -30,6 +33,7 @@ class ModelConfig:
     input_std_floor: float = 1e-3  # per-channel std of the `data` normalisation is at least this (a near-empty channel)
 
     def __post_init__(self) -> None:
+        check_ranges(self, "model")
         if self.backbone not in ("keras", "efficientnet"):
             raise ConfigError(f"model.backbone must be keras or efficientnet, got {self.backbone!r}")
         if self.channels not in (3, 4):
@@ -60,6 +64,14 @@ class AugmentConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     """Training on weak image-level labels."""
+
+    RANGES: ClassVar[dict[str, str]] = {"epochs": "[1, inf)", "batch_size": "[1, inf)", "learning_rate": "(0, inf)",
+        "val_fraction": "[0, 1)", "focal_gamma": "[0, inf)", "class_weight_max": "(0, inf)",
+        "pseudo_rounds": "[0, inf)", "pseudo_keep": "[0, 1]", "pseudo_min": "[0, 1]", "early_stopping": "[0, inf)",
+        "warmup_epochs": "[0, inf)", "reduce_lr_factor": "(0, 1)", "max_cells_per_image": "[1, inf)",
+        "shuffle_window": "[1, inf)", "shuffle_buffer": "[1, inf)", "statistics_crops": "[1, inf)",
+        "pseudo_folds": "[0, inf)", "mil_bag_size": "[1, inf)", "mil_lse_r": "(0, inf)",
+        "mil_attention_units": "[1, inf)", "mil_cell_weight": "[0, inf)"}
 
     mode: str = "cells"  # cells | image | truth | mil (bags of an image's cells, see below)
     epochs: int = 4
@@ -101,6 +113,7 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
+        check_ranges(self, "train")
         if self.mode not in ("cells", "image", "truth", "mil"):
             raise ConfigError(f"train.mode must be cells, image, truth or mil, got {self.mode!r}")
         if self.mil_pooling not in ("mean", "max", "lse", "attention"):
@@ -125,7 +138,13 @@ class TrainConfig:
 class PredictConfig:
     """Per-cell inference and blending."""
 
+    RANGES: ClassVar[dict[str, str]] = {"cell_weight": "[0, 1]", "min_confidence": "[0, 1]",
+                                        "onnx_threads": "[0, 256]"}
+
     engine: str = "keras"  # keras | onnx
+    # ONNX Runtime threads per forward pass (0 = one per core). While predict.workers processes
+    # prepare the next images on the same cores, 1 keeps them from fighting (`bench predict`).
+    onnx_threads: int = 0
     batch_size: int = 64
     # Without a GPU batches are capped at this: on a CPU a larger batch is no faster and costs memory
     # (one 3072² image, 224 px model: peak RSS 2.9 GB at batch 128, 1.3 GB at 32; `bench predict-memory`).
@@ -146,6 +165,7 @@ class PredictConfig:
     prefetch: int = 4  # images prepared ahead of the model
 
     def __post_init__(self) -> None:
+        check_ranges(self, "predict")
         if self.engine not in ("keras", "onnx"):
             raise ConfigError(f"predict.engine must be keras or onnx, got {self.engine!r}")
         if not 0.0 <= self.cell_weight <= 1.0:

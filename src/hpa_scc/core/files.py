@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import tempfile
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -18,7 +19,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{_temp_stem(path.name)}.", suffix=".tmp" + path.suffix, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     umask = os.umask(0)
@@ -32,10 +33,18 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+TEMP_STEM_BYTES = 120  # a temp file's name keeps this much of the final name: it must fit in 255 bytes too
+
+
+def _temp_stem(name: str) -> str:
+    """The start of `name` that a temp file's name carries (at most TEMP_STEM_BYTES of UTF-8)."""
+    return name.encode()[:TEMP_STEM_BYTES].decode(errors="ignore")
+
+
 def remove_stale_temp_files(folder: str | Path, name: str = "") -> None:
     """Delete temp files that `atomic_path` left in `folder` when a process was killed (for files
     named `name*`, or all). Call before starting work that writes there."""
-    for stale in Path(folder).glob(f".{name}*.tmp*"):
+    for stale in Path(folder).glob(f".{glob_escape(_temp_stem(name))}*.tmp*"):
         stale.unlink(missing_ok=True)
 
 
@@ -94,3 +103,15 @@ def claim_folder(stamp: str | Path, settings: dict, what: str, force: bool = Fal
                          "use another --out folder or --force to redo them")
     write_stamp(stamp, settings)
     return changed
+
+
+def refuse_overwriting_inputs(outputs: dict[str, str | Path], inputs: dict[str, str | Path]) -> None:
+    """InputError when an output path is one of the inputs (the same file or folder, links
+    resolved): `outputs` and `inputs` map what each path is (e.g. "--out") to the path."""
+    resolved = {name: Path(path).resolve() for name, path in inputs.items() if path is not None}
+    for out_name, out_path in outputs.items():
+        target = Path(out_path).resolve()
+        for in_name, source in resolved.items():
+            if target == source:
+                raise InputError(f"{out_name} {out_path} is the {in_name} input: writing it would overwrite "
+                                 "that input; choose another output path")

@@ -35,6 +35,7 @@ MODEL_FILE = "model.keras"  # the model predict uses (best validation loss; MIL:
 LAST_FILE = "last.keras"  # every epoch's model, to resume from
 STATE_FILE = "state.json"
 CONFIG_FILE = "config.yaml"
+RUN_STAMP_FILE = "run_settings.json"  # the crop and model settings the run's model was trained with
 HISTORY_FILE = "history.csv"
 CURVES_FILE = "curves.png"
 VAL_PER_CLASS_FILE = "val_per_class.csv"

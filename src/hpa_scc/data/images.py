@@ -51,6 +51,7 @@ def read_channel(path: Path, image_id: str = "") -> np.ndarray:
         raise InputError(f"{prefix}cannot read {path}: {exc.strerror}") from None
     if data.size == 0:
         raise InputError(f"{prefix}{path} is empty")
+    _check_header(path, prefix)
     array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if array is None:
         raise InputError(f"{prefix}{path} is not a readable image (corrupt or truncated)")
@@ -62,6 +63,26 @@ def read_channel(path: Path, image_id: str = "") -> np.ndarray:
     if array.ndim != 2:
         raise InputError(f"{prefix}{path} must be a single-channel 2-D image, got shape {array.shape}")
     return scale_to_unit(array, f"{prefix}{path}")
+
+
+MAX_PIXELS = 64_000_000  # a channel file over this is refused before decoding (real HPA: at most 3072² = 9.4 M)
+
+
+def _check_header(path: Path, prefix: str) -> None:
+    """InputError when the file's header declares more than MAX_PIXELS pixels (read before any
+    pixel is decoded: a small file can declare a huge image). Files PIL cannot parse pass on to
+    the decoder, which names their problem."""
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+    except Image.DecompressionBombError:
+        raise InputError(f"{prefix}{path} declares an image too large to decode safely "
+                         f"(over {MAX_PIXELS // 1_000_000} megapixels)") from None
+    except Exception:  # noqa: BLE001 - not PIL-readable: cv2 reports it
+        return
+    if width * height > MAX_PIXELS:
+        raise InputError(f"{prefix}{path} is {width}x{height} px ({width * height / 1e6:.0f} megapixels), over the "
+                         f"limit of {MAX_PIXELS // 1_000_000} megapixels for one channel: not an HPA image, or resize it")
 
 
 def _is_gray(array: np.ndarray) -> bool:
@@ -78,6 +99,10 @@ def scale_to_unit(array: np.ndarray, source: object = "") -> np.ndarray:
     if array.dtype in (np.float32, np.float64):
         if not np.isfinite(array).all():
             raise InputError(f"{source}: holds NaN or infinite pixel values")
+        low, high = float(array.min(initial=0.0)), float(array.max(initial=0.0))
+        if low < -1e-3 or high > 1.0 + 1e-3:  # raw units (e.g. 0-4095): clipping would erase the image
+            raise InputError(f"{source}: floating-point pixels span [{low:g}, {high:g}], outside [0, 1]; "
+                             "save the channel as 8- or 16-bit integers, or scale it to [0, 1]")
         return np.clip(array, 0.0, 1.0).astype(np.float32)
     raise InputError(f"{source}: unsupported pixel type {array.dtype} (expected 8- or 16-bit)")
 

@@ -16,6 +16,7 @@ from hpa_scc.core.errors import InputError
 from hpa_scc.core.files import file_sha256
 from hpa_scc.core.layout import MODEL_FILE, ONNX_FILE, ONNX_INFO_FILE
 from hpa_scc.model.classifier import load_classifier
+from hpa_scc.model.export import export_onnx
 
 
 class KerasEngine:
@@ -40,8 +41,14 @@ class OnnxEngine:
         path, info_path = run / ONNX_FILE, run / ONNX_INFO_FILE
         if not path.is_file():
             raise InputError(f"{path} does not exist: run `hpa-scc export --model {run}` first")
-        if info_path.is_file() and (run / MODEL_FILE).is_file():
-            recorded = json.loads(info_path.read_text()).get("keras_sha256")
+        if (run / MODEL_FILE).is_file():
+            if not info_path.is_file():
+                raise InputError(f"{info_path} is missing: which model.keras {path} was exported from is unknown; "
+                                 f"run `hpa-scc export --model {run}` again")
+            try:
+                recorded = json.loads(info_path.read_text()).get("keras_sha256")
+            except (OSError, ValueError, AttributeError):
+                recorded = None
             if recorded != file_sha256(run / MODEL_FILE):
                 raise InputError(f"{path} was exported from another model.keras: run `hpa-scc export --model {run}` again")
         options = ort.SessionOptions()
@@ -61,24 +68,36 @@ class OnnxEngine:
         return self.session.run(None, {self.input_name: batch.astype(np.float32, copy=False)})[0]
 
 
-def load_engine(run: str | Path, engine: str):
-    """KerasEngine (RUNDIR/model.keras) or OnnxEngine (RUNDIR/model.onnx)."""
+def load_engine(run: str | Path, engine: str, threads: int = 0):
+    """KerasEngine (RUNDIR/model.keras) or OnnxEngine (RUNDIR/model.onnx; exported from
+    model.keras, and checked against it, the first time a run is used with the ONNX engine)."""
     run = Path(run)
     if engine == "onnx":
-        return OnnxEngine(run)
+        if not (run / ONNX_FILE).exists() and (run / MODEL_FILE).is_file():
+            print(f"exporting {run / ONNX_FILE} (the first use of this run with the ONNX engine)")
+            export_onnx(run)
+        return OnnxEngine(run, threads)
     return KerasEngine(run / MODEL_FILE)
 
 
-def with_tta(engine: Callable[[np.ndarray], np.ndarray], rot90: bool = False) -> Callable[[np.ndarray], np.ndarray]:
-    """Average of the engine over the batch, its horizontal and its vertical flip; with `rot90`,
-    over all 8 flips and 90-degree turns of the batch (B x S x S x C)."""
+def tta_views(batch: np.ndarray, rot90: bool = False) -> list[np.ndarray]:
+    """The views of a batch B x S x S x C that TTA averages over: the batch and its horizontal and
+    vertical flips, or with `rot90` all 8 flips and 90-degree turns."""
+    if not rot90:
+        return [batch, batch[:, :, ::-1], batch[:, ::-1]]
+    turns = [np.rot90(batch, k, axes=(1, 2)) for k in range(4)]
+    return turns + [view[:, :, ::-1] for view in turns]
 
-    def flips(batch: np.ndarray) -> np.ndarray:
-        return (engine(batch) + engine(batch[:, :, ::-1]) + engine(batch[:, ::-1])) / 3.0
 
-    def dihedral(batch: np.ndarray) -> np.ndarray:
-        views = [np.rot90(batch, k, axes=(1, 2)) for k in range(4)]
-        views += [view[:, :, ::-1] for view in views]
-        return sum(engine(np.ascontiguousarray(view)) for view in views) / len(views)
-
-    return dihedral if rot90 else flips
+def with_tta(engine: Callable[[np.ndarray], np.ndarray], rot90: bool = False,
+             one_pass: bool = True) -> Callable[[np.ndarray], np.ndarray]:
+    """The engine averaged over the views of `tta_views`. one_pass: all views of a batch in one
+    call of len(views) x B crops (Keras on a CPU: its per-call cost is paid once); else one call per
+    view (ONNX Runtime on a CPU is fastest at small batches: `hpa-scc bench predict`)."""
+    def averaged(batch: np.ndarray) -> np.ndarray:
+        views = tta_views(batch, rot90)
+        if not one_pass:
+            return sum(engine(np.ascontiguousarray(view)) for view in views) / len(views)
+        outputs = engine(np.concatenate(views, axis=0))
+        return outputs.reshape(len(views), len(batch), -1).mean(axis=0)
+    return averaged

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Iterator, Optional
 
 import numpy as np
-from scipy import ndimage
 
 from hpa_scc.core.config_images import CropConfig, SegmentConfig
 from hpa_scc.core.errors import describe
@@ -50,6 +49,16 @@ class PreparedImage:
     blue: np.ndarray
 
 
+def cell_means(plane: np.ndarray, cells: np.ndarray, cell_ids: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """float64 (N,): the mean of `plane` (H x W) over each cell of `cells` (H x W labels), read in
+    its bounding box (boxes: N x 4 top, left, bottom, right) rather than over the whole frame."""
+    means = np.zeros(len(cell_ids), np.float64)
+    for k, (cell_id, (top, left, bottom, right)) in enumerate(zip(cell_ids, boxes)):
+        inside = cells[top:bottom, left:right] == cell_id
+        means[k] = float(plane[top:bottom, left:right][inside].mean()) if inside.any() else 0.0
+    return means
+
+
 def prepare_image(spec: PrepareSpec, image_id: str) -> PreparedImage:
     """Read, segment (or read cached masks), crop and encode one image."""
     rgby = read_rgby(spec.images, image_id)
@@ -57,7 +66,7 @@ def prepare_image(spec: PrepareSpec, image_id: str) -> PreparedImage:
     crops = model_crops(rgby, seg.cells, spec.crops, spec.model_size, image_id, spec.channels)
     tokens = encode_label_image(seg.cells)
     whole = whole_image(rgby, spec.whole_size, spec.channels) if spec.whole_size else None
-    blue = np.asarray(ndimage.mean(rgby[..., 2], seg.cells, crops.cell_ids), np.float64).reshape(-1)
+    blue = cell_means(rgby[..., 2], seg.cells, crops.cell_ids, crops.boxes)
     return PreparedImage(image_id, rgby.shape[0], rgby.shape[1], crops.crops, whole, crops.cell_ids, crops.boxes,
                          [tokens[int(c)] for c in crops.cell_ids], blue)
 

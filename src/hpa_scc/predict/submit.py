@@ -34,7 +34,7 @@ from hpa_scc.core.classes import NUM_CLASSES
 from hpa_scc.core.config import Config
 from hpa_scc.core.config_learning import PredictConfig
 from hpa_scc.core.errors import InputError
-from hpa_scc.core.files import atomic_path, atomic_write_text, remove_stale_temp_files
+from hpa_scc.core.files import atomic_path, atomic_write_text, refuse_overwriting_inputs, remove_stale_temp_files
 from hpa_scc.core.layout import cells_table_path, failures_path, journal_path
 from hpa_scc.core.parallel import KeepGoing
 from hpa_scc.data.images import list_image_ids
@@ -79,21 +79,22 @@ def write_failures(path: Path, failures: list[tuple[str, str]]) -> Path:
     return path
 
 
-def _load_engines(run: Path, settings: RunSettings, pcfg: PredictConfig):
+def load_engines(run: Path, settings: RunSettings, pcfg: PredictConfig):
     """(cell engine, image engine or None, whole-image input side or None), TTA-wrapped when configured;
     InputError when a model's input does not match the run's settings."""
-    engine = load_engine(run, pcfg.engine)
+    engine = load_engine(run, pcfg.engine, pcfg.onnx_threads)
     if engine.input_shape[-1] != settings.channels or engine.input_shape[0] != settings.size:
         raise InputError(f"{run}: model input {engine.input_shape} does not match config.yaml "
                          f"({settings.size} px, {settings.channels} channels)")
-    image_engine = load_engine(pcfg.image_model, pcfg.engine) if pcfg.image_model else None
+    image_engine = load_engine(pcfg.image_model, pcfg.engine, pcfg.onnx_threads) if pcfg.image_model else None
     if image_engine is not None and image_engine.input_shape[-1] != settings.channels:
         raise InputError(f"image model {pcfg.image_model} takes {image_engine.input_shape[-1]} channels, "
                          f"the cell model {settings.channels}")
     whole_size = (image_engine or engine).input_shape[0] if pcfg.image_score == "whole" else None
     if pcfg.tta:
-        engine = with_tta(engine, pcfg.tta_rot90)
-        image_engine = with_tta(image_engine, pcfg.tta_rot90) if image_engine is not None else None
+        one_pass = pcfg.engine == "keras"
+        engine = with_tta(engine, pcfg.tta_rot90, one_pass)
+        image_engine = with_tta(image_engine, pcfg.tta_rot90, one_pass) if image_engine is not None else None
     return engine, image_engine, whole_size
 
 
@@ -111,6 +112,8 @@ def predict_submission(cfg: Config, run: str | Path, images: str | Path, sample:
     Returns {"submission", "cells_table", "images", "cells", "new_images", "failures"}.
     """
     run, images, out = Path(run), Path(images), Path(out)
+    refuse_overwriting_inputs({"--out": out, "its per-cell table": cells_table_path(out), "its failure list": failures_path(out)},
+                              {"--sample": sample, "--images": images, "--model": run, "--masks": masks})
     rows = read_sample_submission(sample)
     batch = KeepGoing(fail_fast)
     for image_id, problem in _images_missing(rows, images):
@@ -132,7 +135,7 @@ def predict_submission(cfg: Config, run: str | Path, images: str | Path, sample:
     todo = [r.image_id for r in rows if r.image_id not in records and r.image_id not in skipped]
     sizes = {r.image_id: (r.height, r.width) for r in rows}
     if todo:
-        run_engine, run_image_engine, whole_size = _load_engines(run, settings, pcfg)
+        run_engine, run_image_engine, whole_size = load_engines(run, settings, pcfg)
         spec = PrepareSpec(str(images), None if masks is None else str(masks), cfg.segment, settings.crops,
                            settings.size, settings.channels, whole_size)
         n_workers = pcfg.workers if workers is None else workers

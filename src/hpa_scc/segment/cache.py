@@ -100,16 +100,15 @@ def segment_folder(
     """
     images, out = Path(images), Path(out)
     ids = list(ids) if ids is not None else list_image_ids(images)
-    for image_id in ids:
-        validate_id(image_id)
+    batch = KeepGoing(fail_fast)
+    valid = [i for i in ids if batch.attempt(i, validate_id, i) is not None]  # a bad name fails alone
     out.mkdir(parents=True, exist_ok=True)
     record_mask_settings(out, cfg, force)
     remove_stale_temp_files(out)
-    todo = [i for i in ids if force or not mask_paths(out, i)[0].is_file()]
+    todo = [i for i in valid if force or not mask_paths(out, i)[0].is_file()]
     tasks = [(str(images), i, str(out), cfg) for i in todo]
     workers = cfg.workers if workers is None else workers
     done: dict[str, int] = {}
-    batch = KeepGoing(fail_fast)
     bar = tqdm(total=len(tasks), desc="segment", unit="img", disable=not progress)
     try:
         for image_id, n, problem in run_tasks(_segment_task, tasks, workers, scheduler):

@@ -13,6 +13,7 @@ import binascii
 import functools
 import zlib
 
+import cv2
 import numpy as np
 from pycocotools import mask as coco_mask
 
@@ -126,7 +127,8 @@ def encode_label_image(labels: np.ndarray) -> dict[int, str]:
     total = height * width
     if total == 0:
         return {}
-    flat = labels.ravel(order="F")
+    # column-major order; cv2.transpose is ~10x faster than numpy's strided copy for the dtypes it takes
+    flat = cv2.transpose(labels).ravel() if labels.dtype in (np.uint8, np.uint16, np.int32) else labels.ravel(order="F")
     starts = np.concatenate([[0], np.flatnonzero(flat[1:] != flat[:-1]) + 1])
     ends = np.append(starts[1:], total)
     values = flat[starts]

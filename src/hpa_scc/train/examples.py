@@ -73,7 +73,9 @@ def make_examples(cfg: Config, images: Path, labels: dict[str, tuple[int, ...]],
         n = min(len(crops.cell_ids), cfg.train.max_cells_per_image)
         examples += _cell_examples(mode, image_id, image_labels, range(n), crops.cell_ids[:n], cell_labels)
     if not examples:
-        raise InputError(f"no training examples: no cells found for the images in {images}")
+        batch.raise_failures(len(labels))  # every image failed: name each one and its reason
+        raise InputError(f"no training examples: no cells found for the {len(labels)} images in {images} "
+                         f"(masks in {masks})")
     return examples
 
 

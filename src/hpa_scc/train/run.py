@@ -23,8 +23,8 @@ from typing import Optional
 import keras
 import numpy as np
 
-from hpa_scc.core.config import Config, save_config
-from hpa_scc.core.errors import InputError
+from hpa_scc.core.config import Config, config_to_dict, load_config, save_config
+from hpa_scc.core.errors import ConfigError, InputError
 from hpa_scc.core.files import atomic_write_text, remove_stale_temp_files
 from hpa_scc.core.layout import (CONFIG_FILE, CROP_CACHE_DIR, CURVES_FILE, LAST_FILE, MODEL_FILE, OOF_DIR, STATE_FILE,
                                  VAL_PER_CLASS_FILE)
@@ -34,12 +34,39 @@ from hpa_scc.data.tables import read_cell_labels, read_labels, write_cell_labels
 from hpa_scc.metrics.classification import per_class_metrics
 from hpa_scc.model.classifier import build_classifier, load_classifier
 from hpa_scc.model.layers import BagModel
+from hpa_scc.model.run_stamp import stamp_run
 from hpa_scc.report.plots import plot_curves
 from hpa_scc.train.datasets import bag_steps, input_statistics, make_bag_dataset, make_dataset, predict_examples
 from hpa_scc.train.examples import fold_split, make_examples, prepared_examples, split_by_image
 from hpa_scc.train.loop import fit_round, get_strategy, make_loss, read_history, save_model_atomic, trim_history
 from hpa_scc.train.pseudo import out_of_fold_labels, pseudo_labels, with_train
 from hpa_scc.train.sources import CropSource
+
+
+RESUMABLE_KEYS = {"train.epochs", "train.early_stopping", "train.workers"}  # a rerun may change these
+
+
+def check_run_folder(run: Path, cfg: Config) -> None:
+    """InputError when `run` holds a run (its config.yaml) of other crop, model or training settings
+    than `cfg`: resuming it would mix two models, and overwriting it would lose a finished one."""
+    recorded_path = run / CONFIG_FILE
+    if not recorded_path.is_file():
+        if (run / MODEL_FILE).is_file() or (run / LAST_FILE).is_file():
+            raise InputError(f"{run} holds a model but no {CONFIG_FILE}: its settings are unknown; "
+                             "train into another --run folder")
+        return
+    try:
+        recorded = config_to_dict(load_config(recorded_path))
+    except (InputError, ConfigError) as error:
+        raise InputError(f"{recorded_path} cannot be read ({error}); train into another --run folder") from None
+    wanted = config_to_dict(cfg)
+    changed = [f"{section}.{key} {recorded[section].get(key)!r} -> {value!r}"
+               for section in ("crops", "model", "train") for key, value in wanted[section].items()
+               if recorded[section].get(key) != value and f"{section}.{key}" not in RESUMABLE_KEYS]
+    if changed:
+        raise InputError(f"{run} holds a run of other settings ({'; '.join(changed[:4])}"
+                         f"{'; ...' if len(changed) > 4 else ''}): train into another --run folder, "
+                         "or delete it to start again")
 
 
 def train(cfg: Config, images: str | Path, labels_csv: str | Path, masks: str | Path, run: str | Path,
@@ -58,9 +85,7 @@ def train(cfg: Config, images: str | Path, labels_csv: str | Path, masks: str | 
             raise InputError("out-of-fold pseudo-labels read the images' own crops; train them without --prepared")
         return train_oof(cfg, images, labels_csv, masks, run)
     images, masks, run = Path(images), Path(masks), Path(run)
-    run.mkdir(parents=True, exist_ok=True)
-    remove_stale_temp_files(run)
-    save_config(cfg, run / CONFIG_FILE)
+    check_run_folder(run, cfg)
     keras.utils.set_random_seed(cfg.train.seed)
     labels = read_labels(labels_csv)
     cell_labels = read_cell_labels(cell_labels_csv) if cell_labels_csv else None
@@ -79,6 +104,10 @@ def train(cfg: Config, images: str | Path, labels_csv: str | Path, masks: str | 
         val_examples = make_examples(cfg, images, {i: labels[i] for i in val_ids}, masks, cell_labels, cache,
                                      batch) if val_ids else []
         source = CropSource(cfg, images, masks, cache)
+    run.mkdir(parents=True, exist_ok=True)  # the inputs are checked: only now is the run folder written
+    remove_stale_temp_files(run)
+    save_config(cfg, run / CONFIG_FILE)
+    stamp_run(run, cfg)
 
     state = json.loads((run / STATE_FILE).read_text()) if (run / STATE_FILE).is_file() else {"round": 0, "epoch": 0}
     total_rounds = 1 + cfg.train.pseudo_rounds
