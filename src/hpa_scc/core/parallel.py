@@ -3,9 +3,14 @@ stream, Dask or local task runs, and `KeepGoing`, the rule every batch of images
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
+import signal
+import sys
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterable, Iterator, Optional, TypeVar
 
 from hpa_scc.core.errors import BatchFailures, InputError, describe
@@ -13,19 +18,49 @@ from hpa_scc.core.errors import BatchFailures, InputError, describe
 T = TypeVar("T")
 
 
+WORKER_DIED = "its worker process died (killed from outside, e.g. by the out-of-memory killer) twice"
+
+
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: end this worker when the process that made it ends (Linux: the kernel
+    sends SIGTERM; elsewhere only the check at start), so a killed batch leaves no orphans."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before the line above ran
+        os._exit(1)
+
+
 def process_pool(workers: int, spawn: bool = False) -> ProcessPoolExecutor:
     """The project's process pool: `workers` processes, spawned (needed beside TensorFlow's threads,
-    and for a clean process to measure) or forked (cheaper, the platform's default)."""
+    and for a clean process to measure) or forked (cheaper, the platform's default); its workers
+    end when this process ends."""
     context = multiprocessing.get_context("spawn") if spawn else None
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_die_with_parent,
+                               initargs=(os.getpid(),))
 
 
-def run_tasks(function: Callable[[Any], Any], tasks: list, workers: int = 1, scheduler: Optional[Any] = None) -> Iterator[Any]:
+def _alone(function: Callable[..., T], args: tuple, on_death: Callable[[Any], T], item: Any, spawn: bool) -> T:
+    """`function(*args)` in a fresh one-process pool: the task whose worker died is run again by
+    itself; when its worker dies again, `on_death(item)` is its result (that item's failure)."""
+    with process_pool(1, spawn=spawn) as pool:
+        try:
+            return pool.submit(function, *args).result()
+        except BrokenProcessPool:
+            return on_death(item)
+
+
+def run_tasks(function: Callable[[Any], Any], tasks: list, workers: int = 1, scheduler: Optional[Any] = None,
+              on_death: Optional[Callable[[Any], Any]] = None) -> Iterator[Any]:
     """Results of `function(task)` for every task, in completion order.
 
     scheduler: a Dask distributed address ("tcp://host:8786") or a `distributed.Client`;
     otherwise `workers` > 1 uses that many local processes, and 1 runs in this process.
     `function` must be a module-level function (it is pickled to the workers).
+    on_death(task): the result of a task whose local worker process died twice (it is run again
+    alone after the first death; the other tasks go on in a new pool); None = raise BrokenProcessPool.
     """
     if scheduler is not None:
         from distributed import Client  # Dask: imported only when a scheduler is named (slow to import)
@@ -35,38 +70,62 @@ def run_tasks(function: Callable[[Any], Any], tasks: list, workers: int = 1, sch
         for future in dask_completed(client.map(function, tasks, pure=False)):
             yield future.result()
     elif workers > 1 and len(tasks) > 1:
-        with process_pool(workers) as pool:
-            for future in as_completed([pool.submit(function, t) for t in tasks]):
-                yield future.result()
+        remaining = list(tasks)
+        while remaining:
+            broken = []
+            with process_pool(workers) as pool:
+                futures = {pool.submit(function, t): t for t in remaining}
+                for future in as_completed(futures):
+                    try:
+                        result = future.result()
+                    except BrokenProcessPool:
+                        if on_death is None:
+                            raise
+                        broken.append(futures[future])
+                        continue
+                    yield result
+            if broken:  # the pool broke: the first of its unfinished tasks runs alone, the rest go on
+                yield _alone(function, (broken[0],), on_death, broken[0], spawn=False)
+            remaining = broken[1:]
     else:
         for task in tasks:
             yield function(task)
 
 
 def ordered_stream(function: Callable[..., T], items: Iterable, workers: int, window: int, *args: Any,
-                   spawn: bool = True) -> Iterator[T]:
+                   spawn: bool = True, on_death: Optional[Callable[[Any], T]] = None) -> Iterator[T]:
     """`function(*args, item)` for every item, in the items' order, with `workers` processes keeping
     up to `window` items ahead of the consumer (memory holds the window, not the whole list).
-    workers 0 (or one item) runs in the calling process."""
+    workers 0 (or one item) runs in the calling process. on_death(item): the result of an item whose
+    worker process died twice (see `run_tasks`); None = raise BrokenProcessPool."""
     items = list(items)
     if workers <= 0 or len(items) <= 1:
         for item in items:
             yield function(*args, item)
         return
     window = max(window, workers)
-    with process_pool(workers, spawn=spawn) as pool:
-        queued: deque = deque()
-        pending = iter(items)
-        for item in pending:
-            queued.append(pool.submit(function, *args, item))
-            if len(queued) >= window:
-                break
-        while queued:
-            result = queued.popleft().result()
-            nxt = next(pending, None)
-            if nxt is not None:
-                queued.append(pool.submit(function, *args, nxt))
-            yield result
+    pending = deque(items)
+    while pending:
+        with process_pool(workers, spawn=spawn) as pool:
+            queued: deque = deque()
+            while pending and len(queued) < window:
+                item = pending.popleft()
+                queued.append((item, pool.submit(function, *args, item)))
+            while queued:
+                item, future = queued.popleft()
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    if on_death is None:
+                        raise
+                    pending.extendleft(reversed([i for i, _ in queued]))  # the rest go to a new pool
+                    queued.clear()
+                    yield _alone(function, (*args, item), on_death, item, spawn)
+                    break
+                if pending:
+                    nxt = pending.popleft()
+                    queued.append((nxt, pool.submit(function, *args, nxt)))
+                yield result
 
 
 class KeepGoing:

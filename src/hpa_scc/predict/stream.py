@@ -9,7 +9,7 @@ import numpy as np
 
 from hpa_scc.core.config_images import CropConfig, SegmentConfig
 from hpa_scc.core.errors import describe
-from hpa_scc.core.parallel import ordered_stream
+from hpa_scc.core.parallel import WORKER_DIED, ordered_stream
 from hpa_scc.crops.cut import model_crops, whole_image
 from hpa_scc.data.images import read_rgby
 from hpa_scc.segment.cache import cached_segmentation
@@ -93,4 +93,5 @@ def prepared_stream(ids: list[str], spec: PrepareSpec, workers: int, prefetch: i
     workers 0 prepares in the calling process. Processes are spawned, not forked, because the
     caller has TensorFlow threads running.
     """
-    return ordered_stream(prepare_or_fail, ids, workers, prefetch, spec, spawn=True)
+    return ordered_stream(prepare_or_fail, ids, workers, prefetch, spec, spawn=True,
+                          on_death=lambda image_id: FailedImage(image_id, f"image {image_id}: {WORKER_DIED}"))

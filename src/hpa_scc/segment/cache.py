@@ -17,7 +17,7 @@ from hpa_scc.core.config_images import SegmentConfig
 from hpa_scc.core.errors import InputError, describe
 from hpa_scc.core.files import claim_folder, remove_stale_temp_files
 from hpa_scc.core.layout import MASK_MANIFEST, mask_paths
-from hpa_scc.core.parallel import KeepGoing, run_tasks
+from hpa_scc.core.parallel import WORKER_DIED, KeepGoing, run_tasks
 from hpa_scc.data.images import list_image_ids, read_label_png, read_rgby, validate_id, write_png
 from hpa_scc.segment.labels import Segmentation
 from hpa_scc.segment.segmenter import segment_image
@@ -75,6 +75,11 @@ def _segment_task(args: tuple) -> tuple[str, Optional[int], str]:
     return image_id, seg.n_cells, ""
 
 
+def _worker_died(task: tuple) -> tuple[str, None, str]:
+    """The result of a task whose worker process died twice: that image's failure."""
+    return task[1], None, f"image {task[1]}: {WORKER_DIED}"
+
+
 def record_mask_settings(out: Path, cfg: SegmentConfig, force: bool = False) -> None:
     """Record the settings of a mask folder; InputError if it holds masks made with others (unless force)."""
     claim_folder(Path(out) / MASK_MANIFEST, mask_settings(cfg), "masks made with other segmentation settings", force)
@@ -111,7 +116,7 @@ def segment_folder(
     done: dict[str, int] = {}
     bar = tqdm(total=len(tasks), desc="segment", unit="img", disable=not progress)
     try:
-        for image_id, n, problem in run_tasks(_segment_task, tasks, workers, scheduler):
+        for image_id, n, problem in run_tasks(_segment_task, tasks, workers, scheduler, on_death=_worker_died):
             bar.update()
             if n is None:
                 batch.add(image_id, problem)
