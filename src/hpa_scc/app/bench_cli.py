@@ -54,8 +54,11 @@ def run_quality(args: argparse.Namespace) -> None:
     from hpa_scc.bench.quality import QualitySettings, bench_quality  # TensorFlow
 
     settings = QualitySettings(seed=args.seed, n_train=args.train_images, n_test=args.test_images,
-                               sizes=tuple(args.sizes), methods=tuple(args.methods))
-    bench_quality(config_of(args), settings, Path(args.out or f"bench/quality_seed{args.seed}"))
+                               sizes=tuple(args.sizes), methods=tuple(args.methods), appearance=args.appearance,
+                               p_express=args.p_express)
+    variant = ("" if args.appearance == "default" else f"_{args.appearance}") + \
+        ("" if args.p_express == QualitySettings.p_express else f"_express{args.p_express:g}")
+    bench_quality(config_of(args), settings, Path(args.out or f"bench/quality{variant}_seed{args.seed}"))
 
 
 def run_tta(args: argparse.Namespace) -> None:
@@ -123,7 +126,13 @@ def add_bench_parser(sub) -> None:
     p.add_argument("--methods", nargs="*", default=[], choices=["mil", "oof", "pseudo"],
                    help="extra weak-label methods to train and score: mil, oof (out-of-fold pseudo-labels), "
                         "pseudo (in-sample pseudo-label rounds)")
-    p.add_argument("--out", help="output folder (default bench/quality_seedN; reused when present)")
+    p.add_argument("--appearance", default="default", choices=["default", "other"],
+                   help="the generator's look: default, or other (smaller, denser, dimmer, blurrier cells; nothing was "
+                        "tuned on it)")
+    p.add_argument("--p-express", type=float, default=0.75,
+                   help="chance that a cell shows each of its image's patterns (default 0.75; the low-expression "
+                        "variant: e.g. 0.35)")
+    p.add_argument("--out", help="output folder (default bench/quality[_other][_expressP]_seedN; reused when present)")
     p.set_defaults(func=run_quality)
 
     p = benches.add_parser("tta", help="one model of the recipe scored with TTA off, 3 views and 8 views")

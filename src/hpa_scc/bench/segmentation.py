@@ -41,6 +41,7 @@ from hpa_scc.metrics.competition import score_files
 from hpa_scc.report.pictures import agreement_panels, composite, save_rgb
 from hpa_scc.segment.cache import read_masks, segment_folder
 from hpa_scc.segment.segmenter import make_segmenter
+from hpa_scc.synth.appearances import APPEARANCES
 from hpa_scc.synth.dataset import read_mitotic
 from hpa_scc.synth.draw import generate_image
 
@@ -82,9 +83,7 @@ def bench_real(real: Path, cfg: SegmentConfig, out: Path) -> dict:
 
 # A generated set of another appearance than the one anything was tuned on: smaller, denser cells,
 # dimmer and blurrier, noisier, more mitotic cells, other sides and seed.
-OTHER_APPEARANCE = SynthConfig(n_train=0, n_test=24, sizes=(512, 768), cells_min=16, cells_max=36, cell_radius=0.085,
-                               nucleus_ratio=0.5, brightness=0.55, blur=1.4, noise=0.035, p_mitotic=0.08,
-                               fraction_16bit=0.5, seed=11)
+OTHER_APPEARANCE = SynthConfig(n_train=0, n_test=24, sizes=(512, 768), seed=11, **APPEARANCES["other"])
 
 
 def bench_generated(cfg: SegmentConfig, synth: SynthConfig, out: Path, name: str = "generated") -> dict:

@@ -1,0 +1,31 @@
+"""`bench quality`'s generated sets: the other appearance and the low-expression variant really
+change what is drawn, and the table gives each method's share of the truth model's gain."""
+
+import numpy as np
+import pytest
+
+from hpa_scc.bench.quality import QualitySettings, format_table, synth_config
+from hpa_scc.synth.appearances import APPEARANCES
+from hpa_scc.synth.draw import generate_image
+
+
+def test_other_appearance_and_low_expression_reach_the_generator():
+    default = synth_config(QualitySettings(), 1)
+    other = synth_config(QualitySettings(appearance="other", p_express=0.3), 1)
+    assert other.p_express == 0.3 and default.p_express == 0.75
+    for key, value in APPEARANCES["other"].items():
+        assert getattr(other, key) == value != getattr(default, key), key
+    a, b = generate_image(3, 384, default), generate_image(3, 384, other)
+    assert len(np.unique(b.cells)) > len(np.unique(a.cells))  # smaller, denser cells
+    assert float(b.rgby[..., 2].mean()) < float(a.rgby[..., 2].mean())  # the dim exposure
+    with pytest.raises(ValueError, match="unknown appearance"):
+        QualitySettings(appearance="bright")
+
+
+def test_table_gives_each_methods_share_of_the_truth_gain():
+    rows = {name: {"map": m, "cell_auc": 0.5, "per_class_ap": {}} for name, m in
+            (("floor", 0.6), ("weak", 0.75), ("truth", 0.8))}
+    table = format_table(rows)
+    weak_line = next(line for line in table.splitlines() if line.startswith("weak"))
+    assert " 0.75 " in weak_line  # (0.75 - 0.6) / (0.8 - 0.6)
+    assert "/truth" in table.splitlines()[0]
