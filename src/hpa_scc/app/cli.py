@@ -22,7 +22,7 @@ from typing import Optional, Sequence
 from hpa_scc.app.arguments import add_config, add_fail_fast
 from hpa_scc.app.bench_cli import add_bench_parser
 from hpa_scc.app.commands import (cmd_demo, cmd_export, cmd_leaderboard, cmd_predict, cmd_prepare, cmd_score,
-                                  cmd_segment, cmd_show, cmd_synth, cmd_train, cmd_validate)
+                                  cmd_segment, cmd_show, cmd_synth, cmd_train, cmd_train_segmenter, cmd_validate)
 from hpa_scc.core.errors import BatchFailures, HpaSccError
 
 
@@ -113,6 +113,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     add_fail_fast(p)
     p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("train-segmenter", help="train the unet segmenter's U-Net on generated images (no real ones)")
+    p.add_argument("--out", required=True, help="weights file, NAME.weights.h5 (the shipped one: "
+                   "src/hpa_scc/segment/weights/unet.weights.h5)")
+    p.add_argument("--images", type=int, default=240, help="generated training images (default 240)")
+    p.add_argument("--steps", type=int, default=1600, help="optimizer steps (default 1600)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the images and the weights (default 0)")
+    p.add_argument("--workers", type=int, default=2, help="processes generating images (default 2)")
+    p.set_defaults(func=cmd_train_segmenter)
 
     p = sub.add_parser("export", help="export RUNDIR/model.keras to ONNX (checked against Keras)")
     p.add_argument("--model", required=True, help="training run folder (RUNDIR)")

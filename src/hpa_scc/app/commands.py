@@ -122,6 +122,13 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_segmenter(args: argparse.Namespace) -> int:
+    from hpa_scc.train.segmenter import train_segmenter  # TensorFlow
+
+    train_segmenter(args.out, n_images=args.images, steps=args.steps, seed=args.seed, workers=args.workers)
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from hpa_scc.model.export import export_onnx  # TensorFlow
 

@@ -83,7 +83,7 @@ class SegmentConfig:
         "cell_seam_weight": "[0, inf)", "cell_seam_radius": "[1, inf)", "cell_distance_weight": "[0, inf)",
         "normalise_percentile": "(0, 100]", "workers": "[0, inf)"}
 
-    backend: str = "classical"  # classical | hpacellseg
+    backend: str = "classical"  # classical | hpacellseg | unet (the project's U-Net, segment/unet.py)
     scale: float = 0.25  # work at this fraction of the full resolution
     min_work_side: int = 512  # ... but never below this side (px), for small images
     nucleus_min_area: int = 2500
@@ -123,12 +123,15 @@ class SegmentConfig:
     # hpacellseg backend: its maps -> labels with label_cell, `exact` (as the competition's truth was
     # made) or `fast` (the same at half the side, ~7x faster, mean IoU 0.99 against exact)
     label_mode: str = "exact"
+    unet_weights: Optional[str] = None  # unet backend: a .weights.h5 file; None = the weights shipped in the package
+    unet_base: int = 8  # filters of the U-Net's first level (the weights must match)
+    unet_side: int = 512  # the U-Net sees the whole frame at this side (1/4 of 2048)
     workers: int = 2
 
     def __post_init__(self) -> None:
         check_ranges(self, "segment")
-        if self.backend not in ("classical", "hpacellseg"):
-            raise ConfigError(f"segment.backend must be classical or hpacellseg, got {self.backend!r}")
+        if self.backend not in ("classical", "hpacellseg", "unet"):
+            raise ConfigError(f"segment.backend must be classical, hpacellseg or unet, got {self.backend!r}")
         if self.label_mode not in ("exact", "fast"):
             raise ConfigError(f"segment.label_mode must be exact or fast, got {self.label_mode!r}")
         if not 0.05 <= self.scale <= 1.0:

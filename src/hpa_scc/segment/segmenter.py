@@ -11,12 +11,15 @@ from hpa_scc.core.config_images import SegmentConfig
 from hpa_scc.segment.classical import segment_classical
 from hpa_scc.segment.hpacellseg import HpaCellSegBackend
 from hpa_scc.segment.labels import Segmentation
+from hpa_scc.segment.unet import UnetBackend
 
 
 def make_segmenter(cfg: SegmentConfig) -> Callable[[np.ndarray], Segmentation]:
     """Backend named by the config, as a function RGBY -> Segmentation."""
     if cfg.backend == "hpacellseg":
         return HpaCellSegBackend(cfg)
+    if cfg.backend == "unet":
+        return UnetBackend(cfg)
     return lambda rgby: segment_classical(rgby, cfg)
 
 
