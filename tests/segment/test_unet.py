@@ -9,14 +9,22 @@ from hpa_scc.core.config_images import SegmentConfig, SynthConfig
 from hpa_scc.core.errors import InputError
 from hpa_scc.metrics.agreement import f1_score, match_cells
 from hpa_scc.segment.maps import maps_from_labels
-from hpa_scc.segment.unet import SHIPPED_WEIGHTS, UnetBackend, label_working_maps, probabilities_to_maps
+from hpa_scc.segment.unet import SHIPPED_ONNX, SHIPPED_WEIGHTS, UnetBackend, label_working_maps, probabilities_to_maps
 from hpa_scc.synth.draw import generate_image
 
-UNET = SegmentConfig(backend="unet", label_mode="fast")
+UNET = SegmentConfig(backend="unet")
 
 
 def test_shipped_weights_are_in_the_package_and_small():
-    assert SHIPPED_WEIGHTS.is_file() and SHIPPED_WEIGHTS.stat().st_size <= 10_000_000
+    assert SHIPPED_WEIGHTS.is_file() and SHIPPED_ONNX.is_file()
+    assert SHIPPED_WEIGHTS.stat().st_size + SHIPPED_ONNX.stat().st_size <= 10_000_000
+
+
+def test_keras_weights_and_onnx_give_the_same_cells():
+    image = generate_image(105, 512, SynthConfig())
+    onnx_cells = UnetBackend(UNET)(image.rgby).cells
+    keras_cells = UnetBackend(SegmentConfig(backend="unet", unet_weights=str(SHIPPED_WEIGHTS)))(image.rgby).cells
+    assert np.mean(onnx_cells == keras_cells) > 0.999
 
 
 def test_missing_weights_are_one_clear_line(tmp_path):
@@ -63,7 +71,7 @@ def test_train_segmenter_writes_weights_the_backend_loads(tmp_path, capsys):
 
     out = tmp_path / "tiny.weights.h5"
     assert main(["train-segmenter", "--out", str(out), "--images", "4", "--steps", "8", "--workers", "1"]) in (0, None)
-    assert out.is_file() and not list(tmp_path.glob(".*"))
-    backend = UnetBackend(SegmentConfig(backend="unet", unet_weights=str(out), label_mode="fast"))
+    assert out.is_file() and (tmp_path / "tiny.onnx").is_file() and not list(tmp_path.glob(".*"))
+    backend = UnetBackend(SegmentConfig(backend="unet", unet_weights=str(tmp_path / "tiny.onnx")))
     assert backend(generate_image(104, 384, SynthConfig()).rgby).cells.shape == (384, 384)
     assert main(["train-segmenter", "--out", str(tmp_path / "bad.h5"), "--images", "4", "--steps", "8"]) == 2

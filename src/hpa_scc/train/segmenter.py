@@ -1,6 +1,8 @@
 """`hpa-scc train-segmenter`: the `unet` backend's U-Net, trained on generated images only.
 
-    hpa-scc train-segmenter --out src/hpa_scc/segment/weights/unet.weights.h5 [--images 240] [--steps 2400]
+    hpa-scc train-segmenter --out src/hpa_scc/segment/weights/unet.weights.h5 [--images 240] [--steps 1600]
+
+writes OUT (Keras weights) and, beside it, the same network as NAME.onnx (what the backend runs).
 
 Each training image is drawn with its own random appearance (cell size and density, nucleus size,
 brightness, blur, noise, mitotic cells, bit depth: `random_appearance`), so that no single look is
@@ -25,7 +27,7 @@ from hpa_scc.core.config_images import SynthConfig
 from hpa_scc.core.errors import InputError
 from hpa_scc.core.parallel import ordered_stream
 from hpa_scc.segment.maps import maps_from_labels
-from hpa_scc.segment.unet import build_unet, unet_input
+from hpa_scc.segment.unet import build_unet, export_unet_onnx, unet_input
 from hpa_scc.synth.draw import generate_image
 
 
@@ -102,6 +104,9 @@ def train_segmenter(out: str | Path, n_images: int = 240, steps: int = 1600, bat
     staged = out.parent / f".{out.name}.tmp.weights.h5"  # Keras wants the .weights.h5 ending on what it writes
     model.save_weights(staged)
     os.replace(staged, out)
+    onnx_path = Path(str(out)[: -len(".weights.h5")] + ".onnx")
+    diff = export_unet_onnx(out, onnx_path, base)
+    print(f"train-segmenter: {onnx_path} exported (max |ONNX - Keras| {diff:.1e})")
     seconds = time.perf_counter() - start
     print(f"train-segmenter: {steps} steps in {seconds / 60:.1f} min, last loss {history.history['loss'][-1]:.4f}; "
           f"{model.count_params()} weights in {out} ({out.stat().st_size / 1e6:.1f} MB)")
