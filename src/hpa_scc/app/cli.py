@@ -68,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", required=True, help="folder of {ID}_{channel}.png files")
     p.add_argument("--out", required=True, help="mask folder (cache)")
     p.add_argument("--ids", help="CSV with an ID column (e.g. train.csv); default: every ID in --images")
-    p.add_argument("--backend", choices=["classical", "hpacellseg"])
+    p.add_argument("--backend", choices=["classical", "unet", "hpacellseg"],
+                   help="segmenter (default: segment.backend, classical)")
     p.add_argument("--workers", type=int, help="local processes (default: segment.workers)")
     p.add_argument("--scheduler", help="Dask distributed scheduler address, e.g. tcp://host:8786")
     p.add_argument("--force", action="store_true", help="redo masks that exist")
