@@ -4,6 +4,7 @@ from conftest import PROJECT
 
 from hpa_scc.core.classes import CLASSES, NEGATIVE, NUM_CLASSES, format_label, from_multi_hot, parse_label, to_multi_hot
 from hpa_scc.core.config import Config, config_to_dict, load_config
+from hpa_scc.core.config_images import SegmentConfig
 from hpa_scc.core.errors import ConfigError, InputError
 
 
@@ -32,7 +33,7 @@ def test_bad_labels(bad):
 def test_project_configs_load(name):
     cfg = load_config(PROJECT / "configs" / name)
     assert isinstance(cfg, Config)
-    assert cfg.segment.backend == "classical"
+    assert cfg.segment.backend == SegmentConfig().backend == "unet"  # the shipped default, in every recipe
 
 
 def test_overrides_and_types(tmp_path):

@@ -59,7 +59,7 @@ def test_train_then_infer_kernels_on_real_images_with_the_default_config(real_da
 
     inferred = _run_kernel("infer.py", {**env, "HPA_SCC_WORKING": str(tmp_path / "working")})
     assert inferred.returncode == 0, inferred.stderr[-2000:]
-    assert "segmenter: the default (classical); hpacellseg not used: missing dpn_unet_nuclei_v1.pth" in inferred.stdout
+    assert "segmenter: the default (the shipped U-Net); hpacellseg not used: missing dpn_unet_nuclei_v1.pth" in inferred.stdout
     submission = tmp_path / "working" / "submission.csv"
     report = validate_submission(submission, competition / "sample_submission.csv")
     assert report.ok, report.errors[:3]

@@ -37,7 +37,7 @@ def test_kernel_picks_hpacellseg_when_weights_and_wheel_are_attached(tmp_path):
 ])
 def test_kernel_falls_back_to_the_default_segmenter(tmp_path, weights, wheel, importable, missing):
     overrides, line = segmenter_choice(find_hpacellseg_inputs(mirror(tmp_path, weights, wheel)), importable)
-    assert overrides == [] and line.startswith("segmenter: the default (classical)") and missing in line
+    assert overrides == [] and line.startswith("segmenter: the default (the shipped U-Net)") and missing in line
 
 
 def test_installed_package_needs_no_wheel(tmp_path):

@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="mask folder (cache)")
     p.add_argument("--ids", help="CSV with an ID column (e.g. train.csv); default: every ID in --images")
     p.add_argument("--backend", choices=["classical", "unet", "hpacellseg"],
-                   help="segmenter (default: segment.backend, classical)")
+                   help="segmenter (default: segment.backend, unet)")
     p.add_argument("--workers", type=int, help="local processes (default: segment.workers)")
     p.add_argument("--scheduler", help="Dask distributed scheduler address, e.g. tcp://host:8786")
     p.add_argument("--force", action="store_true", help="redo masks that exist")
@@ -118,9 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train-segmenter", help="train the unet segmenter's U-Net on generated images (no real ones)")
     p.add_argument("--out", required=True, help="weights file, NAME.weights.h5 (the shipped one: "
                    "src/hpa_scc/segment/weights/unet.weights.h5)")
-    p.add_argument("--images", type=int, default=240, help="generated training images (default 240)")
-    p.add_argument("--steps", type=int, default=1600, help="optimizer steps (default 1600)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the images and the weights (default 0)")
+    p.add_argument("--images", type=int, default=400, help="generated training images (default 400)")
+    p.add_argument("--steps", type=int, default=3200, help="optimizer steps (default 3200)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the images and the weights (default 1: the shipped U-Net)")
     p.add_argument("--workers", type=int, default=2, help="processes generating images (default 2)")
     p.set_defaults(func=cmd_train_segmenter)
 

@@ -83,7 +83,7 @@ class SegmentConfig:
         "cell_seam_weight": "[0, inf)", "cell_seam_radius": "[1, inf)", "cell_distance_weight": "[0, inf)",
         "normalise_percentile": "(0, 100]", "workers": "[0, inf)"}
 
-    backend: str = "classical"  # classical | hpacellseg | unet (the project's U-Net, segment/unet.py)
+    backend: str = "unet"  # unet (the project's U-Net, segment/unet.py) | classical | hpacellseg
     scale: float = 0.25  # work at this fraction of the full resolution
     min_work_side: int = 512  # ... but never below this side (px), for small images
     nucleus_min_area: int = 2500

@@ -57,7 +57,7 @@ class HpaCellSegBackend:
         except ImportError as exc:
             raise InputError(f"segment.backend hpacellseg needs the HPA-Cell-Segmentation package and torch "
                              f"({exc.name or exc} is missing): install both offline (kernels/README.md) "
-                             "or use segment.backend=classical") from None
+                             "or use segment.backend=unet or classical") from None
         _check_weights(cfg)
         self.cfg = cfg
         self.segmentator = CellSegmentator(_load_module(torch, cfg.nuclei_model), _load_module(torch, cfg.cell_model),
@@ -112,4 +112,4 @@ def segmenter_choice(found: dict, package_importable: bool) -> tuple[list[str], 
     missing = [name for key, name in WEIGHT_FILES.items() if not found[key]]
     if not missing:
         missing = ["the hpacellseg package (no hpacellseg-*.whl among the inputs)"]
-    return [], f"segmenter: the default (classical); hpacellseg not used: missing {', '.join(missing)}"
+    return [], f"segmenter: the default (the shipped U-Net); hpacellseg not used: missing {', '.join(missing)}"

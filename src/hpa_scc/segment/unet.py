@@ -29,6 +29,7 @@ from hpa_scc.segment.labels import REFERENCE_SIDE, Segmentation, check_rgby, ups
 SHIPPED_WEIGHTS = Path(__file__).resolve().parent / "weights" / "unet.weights.h5"  # Keras weights (training's output)
 SHIPPED_ONNX = SHIPPED_WEIGHTS.with_name("unet.onnx")  # the same network for ONNX Runtime (what the backend runs)
 INPUT_CHANNELS = (0, 3, 2)  # red, yellow, blue of an RGBY image
+FLAT = 1e-3  # a blue plane whose range is below this (in [0, 1] units) holds no nucleus
 DEPTH = 4  # poolings: the working side is padded to a multiple of 2**DEPTH
 
 
@@ -122,6 +123,10 @@ class UnetBackend:
 
     def __call__(self, rgby: np.ndarray) -> Segmentation:
         check_rgby(rgby)
+        blue = rgby[..., 2]
+        if float(blue.max()) - float(blue.min()) < FLAT:  # no nucleus can stand out: no cells (not noise scaled up)
+            empty = np.zeros(rgby.shape[:2], np.uint16)
+            return Segmentation(empty, empty.copy())
         return label_working_maps(*self.working_maps(rgby), rgby.shape[:2])
 
 

@@ -1,6 +1,6 @@
 """`hpa-scc train-segmenter`: the `unet` backend's U-Net, trained on generated images only.
 
-    hpa-scc train-segmenter --out src/hpa_scc/segment/weights/unet.weights.h5 [--images 240] [--steps 1600]
+    hpa-scc train-segmenter --out src/hpa_scc/segment/weights/unet.weights.h5 [--images 400] [--steps 3200] [--seed 1]
 
 writes OUT (Keras weights) and, beside it, the same network as NAME.onnx (what the backend runs).
 
@@ -78,8 +78,8 @@ def _loss(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
     return total
 
 
-def train_segmenter(out: str | Path, n_images: int = 240, steps: int = 1600, batch_size: int = 8, patch: int = 192,
-                    side: int = 512, base: int = 8, seed: int = 0, workers: int = 2, progress: bool = True) -> dict:
+def train_segmenter(out: str | Path, n_images: int = 400, steps: int = 3200, batch_size: int = 8, patch: int = 192,
+                    side: int = 512, base: int = 8, seed: int = 1, workers: int = 2, progress: bool = True) -> dict:
     """Train the U-Net and write its weights to `out` (atomically); returns {"seconds", "final_loss", "params"}."""
     if not str(out).endswith(".weights.h5"):
         raise InputError(f"--out {out}: U-Net weights are written as a .weights.h5 file")
