@@ -36,9 +36,9 @@ def test_probabilities_become_hpacellseg_maps():
     probs = np.zeros((8, 8, 6), np.float32)
     probs[..., 0] = probs[..., 3] = 1.0  # all background
     probs[2:6, 2:6, :3] = (0.0, 0.25, 0.75)
-    nuclei, cells = probabilities_to_maps(probs, (16, 16))
-    assert nuclei.shape == cells.shape == (16, 16, 3) and nuclei.dtype == np.uint8
-    assert nuclei[8, 8, 2] == 191 and nuclei[8, 8, 1] == 64 and not nuclei[..., 0].any()
+    nuclei, cells = probabilities_to_maps(probs)
+    assert nuclei.shape == cells.shape == (8, 8, 3) and nuclei.dtype == np.uint8
+    assert nuclei[4, 4, 2] == 191 and nuclei[4, 4, 1] == 64 and not nuclei[..., 0].any()
     assert not cells[..., 1:].any()
 
 

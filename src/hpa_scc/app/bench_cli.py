@@ -50,12 +50,17 @@ def run_prepare(args: argparse.Namespace) -> None:
     bench_prepare(args.config, n_images=args.images)
 
 
+def generated_set(args: argparse.Namespace, settings_class, **extra):
+    """The QualitySettings (`settings_class`) of the flags of `add_generated_set`, plus `extra` fields."""
+    return settings_class(seed=args.seed, n_train=args.train_images, n_test=args.test_images, sizes=tuple(args.sizes),
+                          **extra)
+
+
 def run_quality(args: argparse.Namespace) -> None:
     from hpa_scc.bench.quality import QualitySettings, bench_quality  # TensorFlow
 
-    settings = QualitySettings(seed=args.seed, n_train=args.train_images, n_test=args.test_images,
-                               sizes=tuple(args.sizes), methods=tuple(args.methods), appearance=args.appearance,
-                               p_express=args.p_express)
+    settings = generated_set(args, QualitySettings, methods=tuple(args.methods), appearance=args.appearance,
+                             p_express=args.p_express)
     variant = ("" if args.appearance == "default" else f"_{args.appearance}") + \
         ("" if args.p_express == QualitySettings.p_express else f"_express{args.p_express:g}")
     bench_quality(config_of(args), settings, Path(args.out or f"bench/quality{variant}_seed{args.seed}"))
@@ -65,7 +70,7 @@ def run_tta(args: argparse.Namespace) -> None:
     from hpa_scc.bench.tta import bench_tta  # TensorFlow
     from hpa_scc.bench.quality import QualitySettings  # (TensorFlow)
 
-    settings = QualitySettings(seed=args.seed, n_train=args.train_images, n_test=args.test_images, sizes=tuple(args.sizes))
+    settings = generated_set(args, QualitySettings)
     bench_tta(config_of(args), settings, Path(args.out or f"bench/tta_seed{args.seed}"))
 
 
@@ -79,6 +84,16 @@ def run_all(args: argparse.Namespace) -> None:
     for name in SPEED_BENCHES:
         bench_args = parser.parse_args(["bench", name])
         bench_args.func(bench_args)
+
+
+def add_generated_set(p: argparse.ArgumentParser, train_images: int) -> None:
+    """The recipe and the generated set of the benches that train (quality, tta)."""
+    add_config(p, "configs/cpu.yaml")
+    p.add_argument("--seed", type=int, default=0, help="seed of the generated set (default 0)")
+    p.add_argument("--train-images", type=int, default=train_images,
+                   help=f"generated training images (default {train_images})")
+    p.add_argument("--test-images", type=int, default=40, help="generated test images (default 40)")
+    p.add_argument("--sizes", type=int, nargs="+", default=[384], help="image sides, px (default 384)")
 
 
 def add_bench_parser(sub) -> None:
@@ -118,11 +133,7 @@ def add_bench_parser(sub) -> None:
     p.set_defaults(func=run_prepare)
 
     p = benches.add_parser("quality", help="floor, broadcast, weak-label methods and truth on a generated set")
-    add_config(p, "configs/cpu.yaml")
-    p.add_argument("--seed", type=int, default=0, help="seed of the generated set (default 0)")
-    p.add_argument("--train-images", type=int, default=280, help="generated training images (default 280)")
-    p.add_argument("--test-images", type=int, default=40, help="generated test images (default 40)")
-    p.add_argument("--sizes", type=int, nargs="+", default=[384], help="image sides, px (default 384)")
+    add_generated_set(p, train_images=280)
     p.add_argument("--methods", nargs="*", default=[], choices=["mil", "oof", "pseudo"],
                    help="extra weak-label methods to train and score: mil, oof (out-of-fold pseudo-labels), "
                         "pseudo (in-sample pseudo-label rounds)")
@@ -136,11 +147,7 @@ def add_bench_parser(sub) -> None:
     p.set_defaults(func=run_quality)
 
     p = benches.add_parser("tta", help="one model of the recipe scored with TTA off, 3 views and 8 views")
-    add_config(p, "configs/cpu.yaml")
-    p.add_argument("--seed", type=int, default=0, help="seed of the generated set (default 0)")
-    p.add_argument("--train-images", type=int, default=160, help="generated training images (default 160)")
-    p.add_argument("--test-images", type=int, default=40, help="generated test images (default 40)")
-    p.add_argument("--sizes", type=int, nargs="+", default=[384], help="image sides, px (default 384)")
+    add_generated_set(p, train_images=160)
     p.add_argument("--out", help="output folder (default bench/tta_seedN; reused when present)")
     p.set_defaults(func=run_tta)
 

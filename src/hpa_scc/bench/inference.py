@@ -22,7 +22,6 @@ from hpa_scc.core.files import atomic_write_text
 from hpa_scc.core.layout import CONFIG_FILE, MODEL_FILE, SAMPLE_FILE, TEST_DIR
 from hpa_scc.data.images import list_image_ids
 from hpa_scc.model.classifier import build_classifier
-from hpa_scc.model.export import export_onnx
 from hpa_scc.predict.stream import PrepareSpec, prepared_stream
 from hpa_scc.predict.run_settings import read_run_settings
 from hpa_scc.predict.submit import effective_batch_size, load_engines, predict_submission
@@ -43,8 +42,12 @@ def sides_in_mix(n_images: int, mix: dict[int, int] = TEST_SIZE_MIX) -> list[int
     return [side for side in sorted(counts, key=counts.get, reverse=True) for _ in range(counts[side])]
 
 
-def _throughput(engine, batch: np.ndarray, repeats: int) -> float:
-    """Crops/s of an engine on one pre-made batch (after one warm-up call)."""
+def model_throughput(cfg: Config, run: Path, repeats: int = 3) -> float:
+    """Model-only crops/s of the run's engine with cfg.predict's engine, TTA and (CPU-capped) batch
+    size, on one batch of random crops (after one warm-up call)."""
+    engine, _, _ = load_engines(run, read_run_settings(run), cfg.predict)
+    batch = np.random.default_rng(0).integers(0, 256, (effective_batch_size(cfg.predict), cfg.model.size, cfg.model.size,
+                                                       cfg.model.channels)).astype(np.float32)
     engine(batch)
     start = time.perf_counter()
     for _ in range(repeats):
@@ -93,12 +96,7 @@ def bench_predict(cfg: Config, n_images: int = 12, repeats: int = 3, cells_per_i
         run.mkdir()
         build_classifier(cfg.model).save(run / MODEL_FILE)
         save_config(cfg, run / CONFIG_FILE)
-        if pcfg.engine == "onnx":
-            export_onnx(run)
-        engine, _, _ = load_engines(run, read_run_settings(run), pcfg)
-        batch = np.random.default_rng(0).integers(0, 256, (effective_batch_size(pcfg), cfg.model.size, cfg.model.size,
-                                                           cfg.model.channels)).astype(np.float32)
-        model = figures["model_crops_per_s"] = _throughput(engine, batch, repeats)
+        model = figures["model_crops_per_s"] = model_throughput(cfg, run, repeats)  # the ONNX engine exports model.onnx here
         print(f"model only: {model:.1f} crops/s (TTA included)")
         images, sample = _bench_data(root, n_images, cells_per_image)
         ids = list_image_ids(images)

@@ -15,8 +15,7 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
+from hpa_scc.bench.inference import model_throughput
 from hpa_scc.bench.quality import QualitySettings, bench_train_config, synth_config
 from hpa_scc.core.config import Config, replace
 from hpa_scc.core.files import atomic_write_text
@@ -25,25 +24,11 @@ from hpa_scc.data.tables import read_cells_table
 from hpa_scc.evaluate.baselines import per_cell_truth, write_floor
 from hpa_scc.evaluate.pipeline import ensure_generated, score_generated, segment_splits
 from hpa_scc.metrics.classification import cell_auc
-from hpa_scc.predict.run_settings import read_run_settings
-from hpa_scc.predict.submit import effective_batch_size, load_engines, predict_submission
+from hpa_scc.predict.submit import predict_submission
 from hpa_scc.train.run import train
 
 TTA_CHOICES = {"off": dict(tta=False, tta_rot90=False), "3 views": dict(tta=True, tta_rot90=False),
                "8 views": dict(tta=True, tta_rot90=True)}
-
-
-def _model_speed(cfg: Config, run: Path, repeats: int = 3) -> float:
-    """Model-only crops/s of the run's engine with cfg.predict's TTA, on one batch of random crops."""
-    engine, _, _ = load_engines(run, read_run_settings(run), cfg.predict)
-    size = cfg.model.size
-    batch = np.random.default_rng(0).integers(0, 256, (effective_batch_size(cfg.predict), size, size,
-                                                       cfg.model.channels)).astype(np.float32)
-    engine(batch)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        engine(batch)
-    return repeats * len(batch) / (time.perf_counter() - start)
 
 
 def bench_tta(cfg: Config, settings: QualitySettings, out: Path) -> dict:
@@ -68,7 +53,7 @@ def bench_tta(cfg: Config, settings: QualitySettings, out: Path) -> dict:
         seconds = time.perf_counter() - start
         rows[name] = {"map": score_generated(path, data, cfg.score).map, "predict_seconds": seconds,
                       "cell_auc": cell_auc(read_cells_table(cells_table_path(path)), truth),
-                      "model_crops_per_s": _model_speed(pcfg, run)}
+                      "model_crops_per_s": model_throughput(pcfg, run)}
     floor = rows["floor"]["map"]
     print(f"{'TTA':<8} {'mAP':>7} {'-floor':>7} {'cellAUC':>7} {'crops/s':>8} {'predict s':>9}")
     print(f"{'floor':<8} {floor:7.4f}")

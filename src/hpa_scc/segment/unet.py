@@ -79,14 +79,14 @@ def _pad(x: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
     return np.pad(x, ((0, pad[0]), (0, pad[1]), (0, 0)), mode="reflect"), (height, width)
 
 
-def probabilities_to_maps(probs: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """h x w x 6 softmax output -> (nuclei_pred, cell_pred) uint8 H x W x 3 hpacellseg maps at `shape`."""
+def probabilities_to_maps(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """h x w x 6 softmax output -> (nuclei_pred, cell_pred) uint8 h x w x 3 hpacellseg maps (channel 0
+    unused, 1 border, 2 interior, x 255)."""
     maps = []
     for offset in (0, 3):
-        full = np.zeros(probs.shape[:2] + (3,), np.float32)
-        full[..., 1:] = probs[..., offset + 1:offset + 3]
-        full = cv2.resize(full, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
-        maps.append(np.clip(np.rint(full * 255), 0, 255).astype(np.uint8))
+        pred = np.zeros(probs.shape[:2] + (3,), np.uint8)
+        pred[..., 1:] = np.clip(np.rint(probs[..., offset + 1:offset + 3] * 255), 0, 255)
+        maps.append(pred)
     return maps[0], maps[1]
 
 
@@ -119,7 +119,7 @@ class UnetBackend:
         """(nuclei_pred, cell_pred): uint8 h x w x 3 maps at the working side."""
         x, (height, width) = _pad(unet_input(rgby, self.cfg.unet_side))
         probs = self._run(x[None])[0, :height, :width]
-        return probabilities_to_maps(probs, (height, width))
+        return probabilities_to_maps(probs)
 
     def __call__(self, rgby: np.ndarray) -> Segmentation:
         check_rgby(rgby)
@@ -147,13 +147,11 @@ def _keras_runner(path: Path, base: int):
     return lambda x: np.asarray(model(x, training=False))
 
 
-def export_unet_onnx(weights: Path, out: Path, base: int, tolerance: float = 1e-4) -> float:
-    """Write the U-Net of `weights` as ONNX to `out`; returns max |ONNX - Keras| on a random frame
-    (InputError above `tolerance`)."""
+def export_unet_onnx(model, out: Path, tolerance: float = 1e-4) -> float:
+    """Write a Keras U-Net (`build_unet`) as ONNX to `out`; returns max |ONNX - Keras| on a random
+    frame (InputError above `tolerance`)."""
     import onnxruntime as ort  # export only
 
-    model = build_unet(base)
-    model.load_weights(weights)
     probe = np.random.default_rng(0).uniform(0, 1.5, (1, 256, 256, len(INPUT_CHANNELS))).astype(np.float32)
     expected = np.asarray(model(probe, training=False))
     staged = out.parent / f".{out.name}.tmp.onnx"

@@ -43,7 +43,7 @@ from hpa_scc.train.pseudo import out_of_fold_labels, pseudo_labels, with_train
 from hpa_scc.train.sources import CropSource
 
 
-RESUMABLE_KEYS = {"train.epochs", "train.early_stopping", "train.workers"}  # a rerun may change these
+RESUMABLE_KEYS = {"train.epochs", "train.early_stopping"}  # a rerun may change these
 
 
 def check_run_folder(run: Path, cfg: Config) -> None:

@@ -105,7 +105,7 @@ def train_segmenter(out: str | Path, n_images: int = 400, steps: int = 3200, bat
     model.save_weights(staged)
     os.replace(staged, out)
     onnx_path = Path(str(out)[: -len(".weights.h5")] + ".onnx")
-    diff = export_unet_onnx(out, onnx_path, base)
+    diff = export_unet_onnx(model, onnx_path)
     print(f"train-segmenter: {onnx_path} exported (max |ONNX - Keras| {diff:.1e})")
     seconds = time.perf_counter() - start
     print(f"train-segmenter: {steps} steps in {seconds / 60:.1f} min, last loss {history.history['loss'][-1]:.4f}; "
