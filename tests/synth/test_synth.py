@@ -1,5 +1,6 @@
 import json
 
+import cv2
 import numpy as np
 
 from hpa_scc.core.classes import NEGATIVE
@@ -86,3 +87,16 @@ def test_sizes_and_border_and_counts():
     assert (border > 0).any()  # cells are cut by the border
     # touching cells: some pixel has a different non-zero neighbour
     assert ((cells[:, 1:] != cells[:, :-1]) & (cells[:, 1:] > 0) & (cells[:, :-1] > 0)).any()
+
+
+def test_edge_fade_dims_cell_margins_and_keeps_the_truth():
+    plain = generate_image(4, 384, SynthConfig())
+    faded = generate_image(4, 384, SynthConfig(edge_fade=0.5))
+    assert (plain.cells == faded.cells).all() and plain.cell_labels == faded.cell_labels
+    cells = plain.cells > 0
+    inner = cv2.erode(cells.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=12) > 0
+    margin = cells & ~(cv2.erode(cells.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=3) > 0)
+    for channel in (0, 3):  # red and yellow: the margins lose more than the deep insides
+        ratio = faded.rgby[..., channel] / np.maximum(plain.rgby[..., channel], 1e-3)
+        assert np.median(ratio[margin]) < 0.6 * np.median(ratio[inner])
+    assert np.allclose(plain.rgby[..., 2], faded.rgby[..., 2])  # the nuclei are as they were

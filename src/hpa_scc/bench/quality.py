@@ -17,7 +17,8 @@ the project's cells) model with the given recipe, predicts the test images and p
 `--methods mil oof pseudo` add rows (and training time): `mil` (multiple-instance training,
 train.mil_*), `oof` (out-of-fold pseudo-labels: train.pseudo_folds folds, train.pseudo_rounds >= 1)
 and `pseudo` (in-sample pseudo-label rounds: the model relabels its own training cells), each
-alone and with the `+others` rule. This is the one weak-label bench.
+alone, with the `+others` rule and as `*image` (the product with the image model's whole-image
+prediction, 2nd place's final score); `attn` is mil with attention pooling. This is the one weak-label bench.
 
 with mAP (competition metric, IoU 0.6), per-class AP and the per-cell macro AUC against the
 true labels of the test cells the segmentation found (matched one-to-one at IoU >= 0.6).
@@ -32,6 +33,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
+
 from hpa_scc.core.config import Config, replace
 from hpa_scc.core.config_images import SynthConfig
 from hpa_scc.core.files import atomic_write_text
@@ -42,6 +45,7 @@ from hpa_scc.evaluate.pipeline import ensure_generated, score_generated, segment
 from hpa_scc.metrics.classification import cell_auc
 from hpa_scc.predict.submit import predict_submission
 from hpa_scc.report.plots import plot_quality
+from hpa_scc.segment.cache import read_masks
 from hpa_scc.synth.appearances import APPEARANCES
 from hpa_scc.train.run import train
 
@@ -56,8 +60,11 @@ class QualitySettings:
     sizes: tuple[int, ...] = (384,)
     class_balance: float = 1.0  # every class 0-17 equally often, so each has cells to learn from
     image_size: int = 128  # input side of the image model (a whole image holds many cells)
-    image_epochs: int = 20  # one epoch of the image model is one pass over the images, not the cells
-    methods: tuple[str, ...] = ()  # extra weak-label methods: mil, oof, pseudo
+    # One epoch of the image model is one pass over the images, not the cells: 0 = as many optimizer
+    # steps as the cell models get (train.epochs x the mean number of cells per training image, at
+    # most train.max_cells_per_image); a fixed 20 gave it ~1/15 of their steps and a broadcast below the floor.
+    image_epochs: int = 0
+    methods: tuple[str, ...] = ()  # extra weak-label methods: mil, attn, oof, pseudo
     appearance: str = "default"  # the generator's look (synth.appearances): default | other (nothing was tuned on it)
     p_express: float = 0.75  # chance that a cell shows each of its image's patterns (low-expression variant: 0.15-0.6)
 
@@ -69,9 +76,10 @@ class QualitySettings:
             raise ValueError(f"bench quality: unknown appearance {self.appearance!r} (choose from {', '.join(APPEARANCES)})")
 
 
-EXTRA_METHODS = ("mil", "oof", "pseudo")
+EXTRA_METHODS = ("mil", "attn", "oof", "pseudo")
 
 
+IMAGE_PRODUCT = dict(cell_weight=0.5, image_score="whole", blend="product")  # 2nd place: image x cell (same ranks)
 OTHERS_RULE = dict(cell_weight=0.7, image_score="others_mean", blend="linear")  # 4th place: 0.7 cell + 0.3 others
 
 
@@ -81,29 +89,45 @@ def synth_config(settings: QualitySettings, workers: int) -> SynthConfig:
                        **APPEARANCES[settings.appearance])
 
 
-def bench_train_config(cfg: Config, settings: QualitySettings, mode: str) -> Config:
-    """The recipe `cfg` set up to train the bench's `mode` model: image, cells, truth, mil, oof
+def image_model_epochs(cfg: Config, settings: QualitySettings, cells_per_image: float) -> int:
+    """Epochs of the bench's image model: settings.image_epochs, or (0) the cell models' step budget."""
+    if settings.image_epochs > 0:
+        return settings.image_epochs
+    return max(1, round(cfg.train.epochs * min(cells_per_image, cfg.train.max_cells_per_image)))
+
+
+def mean_cells_per_image(masks: Path, image_ids: list[str]) -> float:
+    """Mean number of segmented cells over `image_ids` (their masks in `masks`)."""
+    counts = [len(np.unique(read_masks(masks, i).cells)) - 1 for i in image_ids]
+    return float(np.mean(counts)) if counts else 1.0
+
+
+def bench_train_config(cfg: Config, settings: QualitySettings, mode: str, cells_per_image: float = 1.0) -> Config:
+    """The recipe `cfg` set up to train the bench's `mode` model: image, cells, truth, mil, attn
+    (mil with attention pooling), oof
     (inherited labels, then out-of-fold relabelling: at least 1 round of 2 folds) or pseudo
     (inherited labels, then at least 1 round in which the model relabels its own cells)."""
     if mode == "oof":
         train_cfg = replace(cfg.train, mode="cells", pseudo_rounds=max(1, cfg.train.pseudo_rounds),
                             pseudo_folds=max(2, cfg.train.pseudo_folds))
+    elif mode == "attn":
+        train_cfg = replace(cfg.train, mode="mil", mil_pooling="attention", pseudo_rounds=0, pseudo_folds=0)
     elif mode == "pseudo":
         train_cfg = replace(cfg.train, mode="cells", pseudo_rounds=max(1, cfg.train.pseudo_rounds), pseudo_folds=0)
     else:
         train_cfg = replace(cfg.train, mode=mode, pseudo_rounds=0, pseudo_folds=0)
     model_cfg = cfg.model
     if mode == "image":
-        train_cfg = replace(train_cfg, epochs=settings.image_epochs)
+        train_cfg = replace(train_cfg, epochs=image_model_epochs(cfg, settings, cells_per_image))
         model_cfg = replace(model_cfg, size=settings.image_size)
     return replace(cfg, train=train_cfg, model=model_cfg)
 
 
 def _train_mode(cfg: Config, settings: QualitySettings, mode: str, data: Path, masks: Path, run: Path,
-                cell_labels: Optional[Path]) -> float:
+                cell_labels: Optional[Path], cells_per_image: float) -> float:
     """Train one model of the bench into `run` (resumes); returns seconds."""
     start = time.perf_counter()
-    train(bench_train_config(cfg, settings, mode), data / TRAIN_DIR, data / LABELS_FILE, masks, run,
+    train(bench_train_config(cfg, settings, mode, cells_per_image), data / TRAIN_DIR, data / LABELS_FILE, masks, run,
           cell_labels if mode == "truth" else None)
     return time.perf_counter() - start
 
@@ -121,9 +145,13 @@ def bench_quality(cfg: Config, settings: QualitySettings, out: Path) -> dict:
 
     cell_labels = out / "train_cell_labels.csv"
     write_transferred_labels(data, masks, train_ids, cell_labels)
+    cells_per_image = mean_cells_per_image(masks, train_ids)
+    print(f"bench quality: {cells_per_image:.1f} cells per training image; the image model trains "
+          f"{image_model_epochs(cfg, settings, cells_per_image)} epochs")
     train_seconds = {}
     for mode in ("image", "cells", "truth") + tuple(settings.methods):
-        train_seconds[mode] = _train_mode(cfg, settings, mode, data, masks, out / f"run_{mode}", cell_labels)
+        train_seconds[mode] = _train_mode(cfg, settings, mode, data, masks, out / f"run_{mode}", cell_labels,
+                                          cells_per_image)
         print(f"trained {mode} model in {train_seconds[mode]:.0f} s")
 
     sample = data / SAMPLE_FILE
@@ -131,14 +159,17 @@ def bench_quality(cfg: Config, settings: QualitySettings, out: Path) -> dict:
     rules = dict(OTHERS_RULE, border_weight=0.8, faint_weight=0.8)
     plans = {"broadcast": ("image", dict(cell_weight=0.0, image_score="whole")),
              "weak": ("cells", dict(cell_weight=1.0)),
-             "weak+image": ("cells", dict(cell_weight=0.7, image_score="whole", image_model=str(out / "run_image"))),
+             "weak+image": ("cells", dict(cell_weight=0.7, image_score="whole")),
              "weak+others": ("cells", OTHERS_RULE),
              "weak+rules": ("cells", rules)}
     for method in settings.methods:
         plans[method] = (method, dict(cell_weight=1.0))
         plans[f"{method}+others"] = (method, OTHERS_RULE)
+        plans[f"{method}*image"] = (method, IMAGE_PRODUCT)
     plans["truth"] = ("truth", dict(cell_weight=1.0))
     for name, (mode, changes) in plans.items():
+        if changes.get("image_score") == "whole" and mode != "image":
+            changes = dict(changes, image_model=str(out / "run_image"))
         pcfg = replace(cfg, predict=replace(cfg.predict, **changes))
         subs[name] = out / f"{name}.csv"
         predict_submission(pcfg, out / f"run_{mode}", data / TEST_DIR, sample, subs[name], masks=masks, force=True,

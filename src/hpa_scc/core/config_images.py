@@ -30,7 +30,7 @@ class SynthConfig:
 
     RANGES: ClassVar[dict[str, str]] = {"noise": "[0, inf)", "brightness": "(0, inf)", "blur": "[0, inf)",
         "p_mitotic": "[0, 1]", "p_negative_image": "[0, 1]", "cell_radius": "(0, 0.5]", "nucleus_ratio": "(0, 1)",
-        "fraction_16bit": "[0, 1]"}
+        "fraction_16bit": "[0, 1]", "edge_fade": "[0, 1]"}
 
     n_train: int = 24
     n_test: int = 8
@@ -51,6 +51,7 @@ class SynthConfig:
     brightness: float = 1.0  # every channel's gain x this (0.5: a dim exposure)
     blur: float = 0.8  # optics blur sigma, px at 512 px (scaled with the side)
     p_mitotic: float = 0.02  # chance that a cell is a rounded mitotic cell (more when it shows the spindle)
+    edge_fade: float = 0.0  # red and yellow dim toward each cell's outline over this share of its radius (0: no fade)
     # A drawn cell is kept (and labelled) when its area and its nucleus's area inside the frame reach
     # these, px at 2048 x 2048 (scaled with the image area): cells cut by the edge down to a sliver are not cells.
     cell_min_area: int = 5500

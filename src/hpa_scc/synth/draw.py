@@ -49,8 +49,10 @@ def _draw_cell(
     patterns: tuple[int, ...],
     strength: dict[int, float],
     unit: float,
+    edge_fade: float = 0.0,
 ) -> dict[str, np.ndarray]:
-    """Draw one cell's red, blue, yellow and green planes in its bounding box."""
+    """Draw one cell's red, blue, yellow and green planes in its bounding box; with `edge_fade` > 0
+    its red and yellow dim toward its outline (`_edge_ramp`)."""
     shape = cell_mask.shape
     local_center = cell.nucleus_center - origin
     cyto = cell_mask & ~nucleus_mask
@@ -76,6 +78,10 @@ def _draw_cell(
     falloff = np.exp(-np.maximum(dist - cell.nucleus_radius, 0) / (0.6 * cell.radius))
     reticulum = np.exp(-(smooth_noise(rng, shape, 2.5 * unit) / 0.45) ** 2)
     er = (cyto + 0.2 * nucleus_mask) * falloff * (0.3 + 0.7 * reticulum)
+    if edge_fade > 0:
+        ramp = _edge_ramp(cell_mask, edge_fade * cell.radius)
+        planes["red"] *= ramp
+        er = er * ramp
     planes["yellow"] = er
 
     green = np.zeros(shape, np.float32)
@@ -138,6 +144,16 @@ def _draw_cell(
     return planes
 
 
+EDGE_FLOOR = 0.12  # the share of a faded cell's red and yellow left at its outline
+
+
+def _edge_ramp(cell_mask: np.ndarray, depth: float) -> np.ndarray:
+    """float32 ramp over a cell's box: EDGE_FLOOR at its outline (the frame's edge does not count)
+    rising linearly to 1 at `depth` px inside, as thin cell margins look in a fluorescence image."""
+    inside = cv2.distanceTransform(cell_mask.astype(np.uint8), cv2.DIST_L2, 5)
+    return (EDGE_FLOOR + (1.0 - EDGE_FLOOR) * np.clip(inside / max(depth, 1.0), 0.0, 1.0)).astype(np.float32)
+
+
 def generate_image(seed: np.random.SeedSequence | int, size: int, cfg: SynthConfig, bits: int = 8) -> SynthImage:
     """Generate one synthetic image of side `size` px with its truth (see module docstring)."""
     rng = np.random.default_rng(seed)
@@ -183,7 +199,8 @@ def generate_image(seed: np.random.SeedSequence | int, size: int, cfg: SynthConf
         ys, xs = box_around(cell.center, cell.radius * np.sqrt(cell.elongation) * 1.5, size)
         local_cells = cells[ys, xs] == new_id
         local_nucleus = nuclei[ys, xs] == new_id
-        drawn = _draw_cell(rng, cell, local_cells, local_nucleus, np.array([ys.start, xs.start]), shown, strength, unit)
+        drawn = _draw_cell(rng, cell, local_cells, local_nucleus, np.array([ys.start, xs.start]), shown, strength, unit,
+                           cfg.edge_fade)
         for c in CHANNELS:
             planes[c][ys, xs] += drawn[c]
 

@@ -5,7 +5,8 @@
 writes OUT (Keras weights) and, beside it, the same network as NAME.onnx (what the backend runs).
 
 Each training image is drawn with its own random appearance (cell size and density, nucleus size,
-brightness, blur, noise, mitotic cells, bit depth: `random_appearance`), so that no single look is
+brightness, blur, noise, mitotic cells, margins that fade toward the outline, bit depth:
+`random_appearance`), so that no single look is
 learnt; targets are hpacellseg's maps of the true labels (`segment.maps.maps_from_labels`) at the
 U-Net's working side. Patches are augmented with flips, 90-degree turns and per-channel gain and
 gamma. The real HPA images are never used: they stay for measuring (`hpa-scc bench segment`).
@@ -38,7 +39,8 @@ def random_appearance(rng: np.random.Generator) -> SynthConfig:
         SynthConfig(), cells_min=cells_min, cells_max=cells_min + int(rng.integers(4, 20)),
         cell_radius=float(rng.uniform(0.07, 0.14)), nucleus_ratio=float(rng.uniform(0.36, 0.56)),
         brightness=float(np.exp(rng.uniform(np.log(0.4), np.log(1.8)))), blur=float(rng.uniform(0.3, 1.8)),
-        noise=float(rng.uniform(0.005, 0.05)), p_mitotic=float(rng.uniform(0.0, 0.1)))
+        noise=float(rng.uniform(0.005, 0.05)), p_mitotic=float(rng.uniform(0.0, 0.1)),
+        edge_fade=float(rng.uniform(0.0, 0.5)) if rng.random() < 0.7 else 0.0)
 
 
 def _example(seed_and_side: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -86,9 +88,12 @@ def train_segmenter(out: str | Path, n_images: int = 400, steps: int = 3200, bat
     start = time.perf_counter()
     keras.utils.set_random_seed(seed)
     jobs = [(seed * 100_003 + k, side) for k in range(n_images)]
-    pairs = list(ordered_stream(_example, jobs, workers, 2 * workers, spawn=False))
-    x = np.stack([p[0] for p in pairs])
-    y = np.stack([p[1] for p in pairs])
+    x = y = None
+    for k, (xk, yk) in enumerate(ordered_stream(_example, jobs, workers, 2 * workers, spawn=False)):
+        if x is None:  # every example has the same side (unet_input of a square frame): fill in place
+            x = np.empty((n_images,) + xk.shape, xk.dtype)
+            y = np.empty((n_images,) + yk.shape, yk.dtype)
+        x[k], y[k] = xk, yk
     print(f"train-segmenter: {n_images} generated images at side {side} in {time.perf_counter() - start:.0f} s")
     data = (tf.data.Dataset.from_tensor_slices((x, y)).repeat().shuffle(min(n_images, 256), seed=seed)
             .map(lambda a, b: _augment(tf.cast(a, tf.float32), tf.cast(b, tf.float32), patch),
