@@ -31,16 +31,16 @@ def test_table_gives_each_methods_share_of_the_truth_gain():
     assert "/truth" in table.splitlines()[0]
 
 
-def test_image_model_gets_the_cell_models_step_budget():
-    from hpa_scc.bench.quality import bench_train_config, image_model_epochs
+def test_image_model_and_attention_mil_settings():
+    from hpa_scc.bench.quality import bench_train_config
     from hpa_scc.core.config import load_config
 
     cfg = load_config("configs/cpu.yaml")
     settings = QualitySettings()
-    image = bench_train_config(cfg, settings, "image", cells_per_image=15.0)
-    assert image.train.epochs == round(cfg.train.epochs * 15.0) and image.model.size == settings.image_size
-    capped = image_model_epochs(cfg, settings, cells_per_image=10_000.0)
-    assert capped == cfg.train.epochs * cfg.train.max_cells_per_image
-    assert image_model_epochs(cfg, QualitySettings(image_epochs=7), 15.0) == 7
+    image = bench_train_config(cfg, settings, "image")
+    assert (image.train.epochs, image.train.batch_size, image.model.size) == (20, 8, settings.image_size)
+    assert image.train.batch_size < cfg.train.batch_size  # more optimizer steps from its few images
     attn = bench_train_config(cfg, settings, "attn")
-    assert attn.train.mode == "mil" and attn.train.mil_pooling == "attention"
+    assert attn.train.mode == "mil" and attn.train.mil_pooling == "attention" and attn.train.pseudo_rounds == 0
+    with pytest.raises(ValueError, match="unknown methods"):
+        QualitySettings(methods=("attention",))

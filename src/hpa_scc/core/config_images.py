@@ -30,7 +30,8 @@ class SynthConfig:
 
     RANGES: ClassVar[dict[str, str]] = {"noise": "[0, inf)", "brightness": "(0, inf)", "blur": "[0, inf)",
         "p_mitotic": "[0, 1]", "p_negative_image": "[0, 1]", "cell_radius": "(0, 0.5]", "nucleus_ratio": "(0, 1)",
-        "fraction_16bit": "[0, 1]", "edge_fade": "[0, 1]"}
+        "fraction_16bit": "[0, 1]", "edge_fade": "[0, 1]",
+        "nucleus_lobes": "[0, 0.5]"}
 
     n_train: int = 24
     n_test: int = 8
@@ -40,6 +41,7 @@ class SynthConfig:
     cells_max: int = 24
     cell_radius: float = 0.11  # mean cell radius as a fraction of the image side
     nucleus_ratio: float = 0.45  # nucleus radius / cell radius
+    nucleus_lobes: float = 0.06  # largest amplitude of a nucleus outline's harmonics (0.2: kidney-shaped, lobed)
     labels_per_image: tuple[float, ...] = (0.48, 0.41, 0.11)  # P(1, 2, 3 patterns)
     # Pattern frequencies: P(class) ~ real_frequency ** (1 - class_balance); 0 = the real train.csv
     # frequencies (class 11 on 0.4% of images), 1 = every class 0-17 equally often.

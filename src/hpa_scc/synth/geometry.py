@@ -75,7 +75,7 @@ def make_geometry(rng: np.random.Generator, size: int, cfg: SynthConfig, mitotic
                 harmonics=harmonics,
                 nucleus_center=center + offset,
                 nucleus_radius=n_radius,
-                nucleus_harmonics=np.stack([rng.uniform(0, 0.06, 3), rng.uniform(0, 2 * np.pi, 3)], axis=1),
+                nucleus_harmonics=np.stack([rng.uniform(0, cfg.nucleus_lobes, 3), rng.uniform(0, 2 * np.pi, 3)], axis=1),
                 mitotic=mitotic,
             )
         )
