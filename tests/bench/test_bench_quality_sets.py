@@ -42,5 +42,7 @@ def test_image_model_and_attention_mil_settings():
     assert image.train.batch_size < cfg.train.batch_size  # more optimizer steps from its few images
     attn = bench_train_config(cfg, settings, "attn")
     assert attn.train.mode == "mil" and attn.train.mil_pooling == "attention" and attn.train.pseudo_rounds == 0
+    mil_oof = bench_train_config(cfg, settings, "mil-oof")
+    assert mil_oof.train.mode == "mil" and mil_oof.train.pseudo_folds >= 2 and mil_oof.train.pseudo_rounds >= 1
     with pytest.raises(ValueError, match="unknown methods"):
         QualitySettings(methods=("attention",))
