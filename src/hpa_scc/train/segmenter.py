@@ -5,8 +5,7 @@
 writes OUT (Keras weights) and, beside it, the same network as NAME.onnx (what the backend runs).
 
 Each training image is drawn with its own random appearance (cell size and density, nucleus size,
-brightness, blur, noise, mitotic cells, margins that fade toward the outline, bit depth:
-`random_appearance`), so that no single look is
+brightness, blur, noise, mitotic cells, bit depth: `random_appearance`), so that no single look is
 learnt; targets are hpacellseg's maps of the true labels (`segment.maps.maps_from_labels`) at the
 U-Net's working side. Patches are augmented with flips, 90-degree turns and per-channel gain and
 gamma. The real HPA images are never used: they stay for measuring (`hpa-scc bench segment`).
@@ -39,8 +38,7 @@ def random_appearance(rng: np.random.Generator) -> SynthConfig:
         SynthConfig(), cells_min=cells_min, cells_max=cells_min + int(rng.integers(4, 20)),
         cell_radius=float(rng.uniform(0.07, 0.14)), nucleus_ratio=float(rng.uniform(0.36, 0.56)),
         brightness=float(np.exp(rng.uniform(np.log(0.4), np.log(1.8)))), blur=float(rng.uniform(0.3, 1.8)),
-        noise=float(rng.uniform(0.005, 0.05)), p_mitotic=float(rng.uniform(0.0, 0.1)),
-        edge_fade=float(rng.uniform(0.0, 0.5)) if rng.random() < 0.7 else 0.0)
+        noise=float(rng.uniform(0.005, 0.05)), p_mitotic=float(rng.uniform(0.0, 0.1)))
 
 
 def _example(seed_and_side: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
