@@ -56,7 +56,12 @@ def _fold_graph_inputs(onnx_model, model) -> None:
         graph.input.remove(graph_input)
 
 
-def export_onnx(run: str | Path, tolerance: float = 1e-5, samples: int = 4) -> dict:
+# max |ONNX - Keras| of a probability on random full-range inputs: float32 op order differs between
+# the two runtimes, and through 16 MBConv blocks a trained 128 px model reached 3.75e-4 (harmless to ranks)
+EXPORT_TOLERANCE = 1e-3
+
+
+def export_onnx(run: str | Path, tolerance: float = EXPORT_TOLERANCE, samples: int = 4) -> dict:
     """Export RUNDIR/model.keras to RUNDIR/model.onnx (+ model.onnx.json); checks it against Keras.
 
     Returns {"path", "max_abs_diff", "keras_sha256"}; InputError if the outputs differ by more
