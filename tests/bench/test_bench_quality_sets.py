@@ -4,7 +4,7 @@ change what is drawn, and the table gives each method's share of the truth model
 import numpy as np
 import pytest
 
-from hpa_scc.bench.quality import QualitySettings, format_table, synth_config
+from hpa_scc.bench.quality import QualitySettings, format_table, prediction_plans, synth_config
 from hpa_scc.synth.appearances import APPEARANCES
 from hpa_scc.synth.draw import generate_image
 
@@ -46,3 +46,11 @@ def test_image_model_and_attention_mil_settings():
     assert mil_oof.train.mode == "mil" and mil_oof.train.pseudo_folds >= 2 and mil_oof.train.pseudo_rounds >= 1
     with pytest.raises(ValueError, match="unknown methods"):
         QualitySettings(methods=("attention",))
+
+
+def test_every_weak_method_gets_a_derived_negative_row():
+    plans = prediction_plans(("mil", "attn"))
+    derived = {name for name, (_, changes) in plans.items() if changes.get("negative") == "derived"}
+    assert derived == {"weak+neg", "mil+neg", "attn+neg"}
+    assert plans["mil+neg"][0] == "mil" and plans["weak+neg"][0] == "cells"
+    assert list(plans)[0] == "broadcast" and list(plans)[-1] == "truth"

@@ -13,13 +13,14 @@ the project's cells) model with the given recipe, predicts the test images and p
     weak+image    weak blended with the image model's whole-image pass (0.7 cell + 0.3 image)
     weak+others   weak, 0.7 x cell + 0.3 x the mean of the image's other cells (4th place's rule)
     weak+rules    weak+others, cells at the image edge and faint cells x 0.8
+    weak+neg      weak with the Negative score derived: 1 - the cell's highest other label
     truth         the truth-mode model's per-cell output (an upper bound for weak labels)
 
 `--methods mil attn oof mil-oof pseudo` add rows (and training time): `mil` (multiple-instance
 training, train.mil_*), `attn` (mil with attention pooling), `oof` (out-of-fold pseudo-labels:
 train.pseudo_folds folds, train.pseudo_rounds >= 1), `mil-oof` (the same, its fold models trained by mil: 3rd place's out-of-fold relabelling of a
 weak model) and `pseudo` (in-sample pseudo-label rounds: the model relabels its own training cells), each
-alone, with the `+others` rule and as `*image` (the product with the image model's whole-image
+alone, with the `+others` rule, with `+neg` (derived Negative) and as `*image` (the product with the image model's whole-image
 prediction, 2nd place's final score). This is the one weak-label bench.
 
 with mAP (competition metric, IoU 0.6), per-class AP and the per-cell macro AUC against the
@@ -81,6 +82,9 @@ EXTRA_METHODS = ("mil", "attn", "oof", "mil-oof", "pseudo")
 
 IMAGE_PRODUCT = dict(cell_weight=0.5, image_score="whole", blend="product")  # 2nd place: image x cell (same ranks)
 OTHERS_RULE = dict(cell_weight=0.7, image_score="others_mean", blend="linear")  # 4th place: 0.7 cell + 0.3 others
+# Weak labels almost never say Negative (an image is Negative only when none of its cells shows a
+# pattern), so a weak model learns Negative = 0 for most negative cells; derived: 1 - max of the 18 others.
+DERIVED_NEGATIVE = dict(cell_weight=1.0, negative="derived")
 
 
 def synth_config(settings: QualitySettings, workers: int) -> SynthConfig:
@@ -139,19 +143,9 @@ def bench_quality(cfg: Config, settings: QualitySettings, out: Path) -> dict:
 
     sample = data / SAMPLE_FILE
     subs = {"floor": write_floor(sample, masks, out / "floor.csv")}
-    rules = dict(OTHERS_RULE, border_weight=0.8, faint_weight=0.8)
-    plans = {"broadcast": ("image", dict(cell_weight=0.0, image_score="whole")),
-             "broadcast-weak": ("cells", dict(cell_weight=0.0, image_score="cell_mean")),
-             "weak": ("cells", dict(cell_weight=1.0)),
-             "weak+image": ("cells", dict(cell_weight=0.7, image_score="whole")),
-             "weak+others": ("cells", OTHERS_RULE),
-             "weak+rules": ("cells", rules)}
-    for method in settings.methods:
-        plans[method] = (method, dict(cell_weight=1.0))
-        plans[f"{method}+others"] = (method, OTHERS_RULE)
-        plans[f"{method}*image"] = (method, IMAGE_PRODUCT)
-    plans["truth"] = ("truth", dict(cell_weight=1.0))
+    plans = prediction_plans(settings.methods)
     for name, (mode, changes) in plans.items():
+        changes = {"negative": "predicted", **changes}  # only the +neg rows derive it, whatever the config says
         if changes.get("image_score") == "whole" and mode != "image":
             changes = dict(changes, image_model=str(out / "run_image"))
         pcfg = replace(cfg, predict=replace(cfg.predict, **changes))
@@ -174,6 +168,25 @@ def bench_quality(cfg: Config, settings: QualitySettings, out: Path) -> dict:
     plot_quality(rows, out / "quality.png")
     print(f"bench quality finished in {figures['seconds'] / 60:.1f} min; {out / 'quality.json'}, {out / 'quality.png'}")
     return figures
+
+
+def prediction_plans(methods: tuple[str, ...]) -> dict[str, tuple[str, dict]]:
+    """Row name -> (the model it predicts with, the predict settings it changes), in table order."""
+    rules = dict(OTHERS_RULE, border_weight=0.8, faint_weight=0.8)
+    plans = {"broadcast": ("image", dict(cell_weight=0.0, image_score="whole")),
+             "broadcast-weak": ("cells", dict(cell_weight=0.0, image_score="cell_mean")),
+             "weak": ("cells", dict(cell_weight=1.0)),
+             "weak+image": ("cells", dict(cell_weight=0.7, image_score="whole")),
+             "weak+others": ("cells", OTHERS_RULE),
+             "weak+rules": ("cells", rules),
+             "weak+neg": ("cells", DERIVED_NEGATIVE)}
+    for method in methods:
+        plans[method] = (method, dict(cell_weight=1.0))
+        plans[f"{method}+others"] = (method, OTHERS_RULE)
+        plans[f"{method}*image"] = (method, IMAGE_PRODUCT)
+        plans[f"{method}+neg"] = (method, DERIVED_NEGATIVE)
+    plans["truth"] = ("truth", dict(cell_weight=1.0))
+    return plans
 
 
 def format_table(rows: dict[str, dict]) -> str:
