@@ -52,5 +52,6 @@ def test_every_weak_method_gets_a_derived_negative_row():
     plans = prediction_plans(("mil", "attn"))
     derived = {name for name, (_, changes) in plans.items() if changes.get("negative") == "derived"}
     assert derived == {"weak+neg", "mil+neg", "attn+neg"}
+    assert all(changes["negative"] == "predicted" for name, (_, changes) in plans.items() if name not in derived)
     assert plans["mil+neg"][0] == "mil" and plans["weak+neg"][0] == "cells"
     assert list(plans)[0] == "broadcast" and list(plans)[-1] == "truth"

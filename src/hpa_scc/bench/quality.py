@@ -145,7 +145,6 @@ def bench_quality(cfg: Config, settings: QualitySettings, out: Path) -> dict:
     subs = {"floor": write_floor(sample, masks, out / "floor.csv")}
     plans = prediction_plans(settings.methods)
     for name, (mode, changes) in plans.items():
-        changes = {"negative": "predicted", **changes}  # only the +neg rows derive it, whatever the config says
         if changes.get("image_score") == "whole" and mode != "image":
             changes = dict(changes, image_model=str(out / "run_image"))
         pcfg = replace(cfg, predict=replace(cfg.predict, **changes))
@@ -171,7 +170,8 @@ def bench_quality(cfg: Config, settings: QualitySettings, out: Path) -> dict:
 
 
 def prediction_plans(methods: tuple[str, ...]) -> dict[str, tuple[str, dict]]:
-    """Row name -> (the model it predicts with, the predict settings it changes), in table order."""
+    """Row name -> (the model it predicts with, the predict settings it changes), in table order.
+    Every row names its Negative: only the +neg rows derive it, whatever the config says."""
     rules = dict(OTHERS_RULE, border_weight=0.8, faint_weight=0.8)
     plans = {"broadcast": ("image", dict(cell_weight=0.0, image_score="whole")),
              "broadcast-weak": ("cells", dict(cell_weight=0.0, image_score="cell_mean")),
@@ -186,7 +186,7 @@ def prediction_plans(methods: tuple[str, ...]) -> dict[str, tuple[str, dict]]:
         plans[f"{method}*image"] = (method, IMAGE_PRODUCT)
         plans[f"{method}+neg"] = (method, DERIVED_NEGATIVE)
     plans["truth"] = ("truth", dict(cell_weight=1.0))
-    return plans
+    return {name: (mode, {"negative": "predicted", **changes}) for name, (mode, changes) in plans.items()}
 
 
 def format_table(rows: dict[str, dict]) -> str:
