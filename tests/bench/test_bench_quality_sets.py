@@ -4,7 +4,7 @@ change what is drawn, and the table gives each method's share of the truth model
 import numpy as np
 import pytest
 
-from hpa_scc.bench.quality import QualitySettings, format_table, prediction_plans, synth_config
+from hpa_scc.bench.quality import QualitySettings, format_table, mean_row, prediction_plans, repeat_suffix, synth_config
 from hpa_scc.synth.appearances import APPEARANCES
 from hpa_scc.synth.draw import generate_image
 
@@ -55,3 +55,22 @@ def test_every_weak_method_gets_a_derived_negative_row():
     assert all(changes["negative"] == "predicted" for name, (_, changes) in plans.items() if name not in derived)
     assert plans["mil+neg"][0] == "mil" and plans["weak+neg"][0] == "cells"
     assert list(plans)[0] == "broadcast" and list(plans)[-1] == "truth"
+
+
+def test_repeats_give_the_mean_and_the_spread_of_their_trainings():
+    runs = [{"map": 0.76, "cell_auc": 0.78, "per_class_ap": {"2": 0.4, "8": 0.2}},
+            {"map": 0.84, "cell_auc": 0.84, "per_class_ap": {"2": 0.6}}]
+    row = mean_row(runs)
+    assert row["map"] == pytest.approx(0.80) and row["cell_auc"] == pytest.approx(0.81)
+    assert row["per_class_ap"] == pytest.approx({"2": 0.5, "8": 0.2})  # a class missing from a repeat: the others'
+    assert row["map_runs"] == [0.76, 0.84]
+    rows = {"floor": mean_row([{"map": 0.6, "cell_auc": 0.5, "per_class_ap": {}}]), "mil": row,
+            "truth": mean_row([{"map": 0.9, "cell_auc": 0.9, "per_class_ap": {}}] * 2)}
+    table = format_table(rows).splitlines()
+    assert "spread" in table[0]
+    mil = next(line for line in table if line.startswith("mil"))
+    assert mil.split()[1:3] == ["0.8000", "0.0800"]  # mean, max - min
+    assert "spread" not in format_table({"floor": rows["floor"], "truth": rows["floor"]}).splitlines()[0]
+    assert (repeat_suffix(0), repeat_suffix(2)) == ("", "_r2")  # the first repeat keeps the old names
+    with pytest.raises(ValueError, match="repeats"):
+        QualitySettings(repeats=0)

@@ -60,7 +60,7 @@ def run_quality(args: argparse.Namespace) -> None:
     from hpa_scc.bench.quality import QualitySettings, bench_quality  # TensorFlow
 
     settings = generated_set(args, QualitySettings, methods=tuple(args.methods), appearance=args.appearance,
-                             p_express=args.p_express)
+                             p_express=args.p_express, repeats=args.repeats)
     variant = ("" if args.appearance == "default" else f"_{args.appearance}") + \
         ("" if args.p_express == QualitySettings.p_express else f"_express{args.p_express:g}")
     bench_quality(config_of(args), settings, Path(args.out or f"bench/quality{variant}_seed{args.seed}"))
@@ -145,6 +145,9 @@ def add_bench_parser(sub) -> None:
     p.add_argument("--p-express", type=float, default=0.75,
                    help="chance that a cell shows each of its image's patterns (default 0.75; the low-expression "
                         "variant: e.g. 0.35)")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="train every model this many times (train.seed + 0 .. N-1) and give each row the mean and the "
+                        "spread (default 1; N x the training time)")
     p.add_argument("--out", help="output folder (default bench/quality[_other][_expressP]_seedN; reused when present)")
     p.set_defaults(func=run_quality)
 

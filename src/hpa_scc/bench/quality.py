@@ -23,6 +23,10 @@ weak model) and `pseudo` (in-sample pseudo-label rounds: the model relabels its 
 alone, with the `+others` rule, with `+neg` (derived Negative) and as `*image` (the product with the image model's whole-image
 prediction, 2nd place's final score). This is the one weak-label bench.
 
+`--repeats N` trains every model N times (train.seed + 0 .. N-1, into run_MODE, run_MODE_r1, ...)
+and gives each row the mean over the repeats and their spread (max - min mAP): two trainings of
+identical settings on the same set can differ by far more than the gap between two methods.
+
 with mAP (competition metric, IoU 0.6), per-class AP and the per-cell macro AUC against the
 true labels of the test cells the segmentation found (matched one-to-one at IoU >= 0.6).
 Nothing is chosen by looking at the test truth. Writes BENCH/quality.json and quality.png.
@@ -35,6 +39,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
+
+import numpy as np
 
 from hpa_scc.core.config import Config, replace
 from hpa_scc.core.config_images import SynthConfig
@@ -68,6 +74,7 @@ class QualitySettings:
     methods: tuple[str, ...] = ()  # extra weak-label methods: mil, attn, oof, mil-oof, pseudo
     appearance: str = "default"  # the generator's look (synth.appearances): default | other (nothing was tuned on it)
     p_express: float = 0.75  # chance that a cell shows each of its image's patterns (low-expression variant: 0.15-0.6)
+    repeats: int = 1  # trainings of every model (train.seed + 0 .. repeats - 1); rows give their mean and spread
 
     def __post_init__(self) -> None:
         unknown = set(self.methods) - set(EXTRA_METHODS)
@@ -75,6 +82,8 @@ class QualitySettings:
             raise ValueError(f"bench quality: unknown methods {sorted(unknown)} (choose from {', '.join(EXTRA_METHODS)})")
         if self.appearance not in APPEARANCES:
             raise ValueError(f"bench quality: unknown appearance {self.appearance!r} (choose from {', '.join(APPEARANCES)})")
+        if self.repeats < 1:
+            raise ValueError(f"bench quality: repeats must be >= 1, got {self.repeats}")
 
 
 EXTRA_METHODS = ("mil", "attn", "oof", "mil-oof", "pseudo")
@@ -137,28 +146,36 @@ def bench_quality(cfg: Config, settings: QualitySettings, out: Path) -> dict:
     cell_labels = out / "train_cell_labels.csv"
     write_transferred_labels(data, masks, train_ids, cell_labels)
     train_seconds = {}
-    for mode in ("image", "cells", "truth") + tuple(settings.methods):
-        train_seconds[mode] = _train_mode(cfg, settings, mode, data, masks, out / f"run_{mode}", cell_labels)
-        print(f"trained {mode} model in {train_seconds[mode]:.0f} s")
+    for repeat in range(settings.repeats):
+        repeat_cfg = replace(cfg, train=replace(cfg.train, seed=cfg.train.seed + repeat))
+        for mode in ("image", "cells", "truth") + tuple(settings.methods):
+            run = out / f"run_{mode}{repeat_suffix(repeat)}"
+            train_seconds[run.name] = _train_mode(repeat_cfg, settings, mode, data, masks, run, cell_labels)
+            print(f"trained {run.name} in {train_seconds[run.name]:.0f} s")
 
     sample = data / SAMPLE_FILE
-    subs = {"floor": write_floor(sample, masks, out / "floor.csv")}
-    plans = prediction_plans(settings.methods)
-    for name, (mode, changes) in plans.items():
-        if changes.get("image_score") == "whole" and mode != "image":
-            changes = dict(changes, image_model=str(out / "run_image"))
-        pcfg = replace(cfg, predict=replace(cfg.predict, **changes))
-        subs[name] = out / f"{name}.csv"
-        predict_submission(pcfg, out / f"run_{mode}", data / TEST_DIR, sample, subs[name], masks=masks, force=True,
-                           progress=False)
+    subs = {"floor": [write_floor(sample, masks, out / "floor.csv")]}
+    for repeat in range(settings.repeats):
+        suffix = repeat_suffix(repeat)
+        for name, (mode, changes) in prediction_plans(settings.methods).items():
+            if changes.get("image_score") == "whole" and mode != "image":
+                changes = dict(changes, image_model=str(out / f"run_image{suffix}"))
+            pcfg = replace(cfg, predict=replace(cfg.predict, **changes))
+            path = out / f"{name}{suffix}.csv"
+            predict_submission(pcfg, out / f"run_{mode}{suffix}", data / TEST_DIR, sample, path, masks=masks,
+                               force=True, progress=False)
+            subs.setdefault(name, []).append(path)
 
     truth = per_cell_truth(data, masks, test_ids, cfg.score.iou)
     rows = {}
-    for name, path in subs.items():
-        scored = score_generated(path, data, cfg.score)
-        auc = 0.5 if name == "floor" else cell_auc(read_cells_table(cells_table_path(path)), truth)
-        rows[name] = {"map": scored.map, "cell_auc": auc,
-                      "per_class_ap": {str(c): ap for c, ap in enumerate(scored.ap) if ap is not None}}
+    for name, paths in subs.items():
+        runs = []
+        for path in paths:
+            scored = score_generated(path, data, cfg.score)
+            auc = 0.5 if name == "floor" else cell_auc(read_cells_table(cells_table_path(path)), truth)
+            runs.append({"map": scored.map, "cell_auc": auc,
+                         "per_class_ap": {str(c): ap for c, ap in enumerate(scored.ap) if ap is not None}})
+        rows[name] = mean_row(runs)
     figures = {"settings": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items()},
                "segmentation_f1": seg_f1, "train_seconds": train_seconds, "rows": rows,
                "seconds": time.perf_counter() - start}
@@ -167,6 +184,22 @@ def bench_quality(cfg: Config, settings: QualitySettings, out: Path) -> dict:
     plot_quality(rows, out / "quality.png")
     print(f"bench quality finished in {figures['seconds'] / 60:.1f} min; {out / 'quality.json'}, {out / 'quality.png'}")
     return figures
+
+
+def repeat_suffix(repeat: int) -> str:
+    """File-name suffix of a repeat's runs and submissions: none for the first (older folders resume)."""
+    return "" if repeat == 0 else f"_r{repeat}"
+
+
+def mean_row(runs: list[dict]) -> dict:
+    """One table row from the repeats' scores ({map, cell_auc, per_class_ap}): their means, plus
+    `map_runs` (every repeat's mAP, in order)."""
+    classes = {c for run in runs for c in run["per_class_ap"]}
+    return {"map": float(np.mean([run["map"] for run in runs])),
+            "cell_auc": float(np.mean([run["cell_auc"] for run in runs])),
+            "per_class_ap": {c: float(np.mean([run["per_class_ap"][c] for run in runs if c in run["per_class_ap"]]))
+                             for c in sorted(classes, key=int)},
+            "map_runs": [run["map"] for run in runs]}
 
 
 def prediction_plans(methods: tuple[str, ...]) -> dict[str, tuple[str, dict]]:
@@ -191,17 +224,21 @@ def prediction_plans(methods: tuple[str, ...]) -> dict[str, tuple[str, dict]]:
 
 def format_table(rows: dict[str, dict]) -> str:
     """The printed table: method, mAP, gain over the floor, that gain as a share of the truth
-    model's gain (`/truth`), per-cell AUC, per-class AP."""
+    model's gain (`/truth`), per-cell AUC, per-class AP; with repeats, `spread` (max - min mAP of
+    the row's trainings) after the mAP."""
     floor = rows["floor"]["map"]
     truth_gain = rows["truth"]["map"] - floor if "truth" in rows else float("nan")
     classes = sorted({c for r in rows.values() for c in r["per_class_ap"]}, key=int)
+    repeated = any(len(r.get("map_runs", ())) > 1 for r in rows.values())
     width = max(11, *(len(name) for name in rows))
-    head = (f"{'method':<{width}} {'mAP':>7} {'-floor':>7} {'/truth':>6} {'cellAUC':>7}  per-class AP "
-            + " ".join(f"{c:>4}" for c in classes))
+    head = (f"{'method':<{width}} {'mAP':>7}" + (f" {'spread':>6}" if repeated else "")
+            + f" {'-floor':>7} {'/truth':>6} {'cellAUC':>7}  per-class AP " + " ".join(f"{c:>4}" for c in classes))
     lines = [head]
     for name, r in rows.items():
         aps = " ".join(f"{r['per_class_ap'].get(c, float('nan')):4.2f}" for c in classes)
         share = (r["map"] - floor) / truth_gain if truth_gain > 0 else float("nan")
-        lines.append(f"{name:<{width}} {r['map']:7.4f} {r['map'] - floor:+7.4f} {share:6.2f} {r['cell_auc']:7.4f}  "
+        runs = r.get("map_runs") or [r["map"]]
+        spread = f" {max(runs) - min(runs):6.4f}" if repeated else ""
+        lines.append(f"{name:<{width}} {r['map']:7.4f}{spread} {r['map'] - floor:+7.4f} {share:6.2f} {r['cell_auc']:7.4f}  "
                      f"{'':12} {aps}")
     return "\n".join(lines)
