@@ -149,20 +149,20 @@ def bench_quality(cfg: Config, settings: QualitySettings, out: Path) -> dict:
     for repeat in range(settings.repeats):
         repeat_cfg = replace(cfg, train=replace(cfg.train, seed=cfg.train.seed + repeat))
         for mode in ("image", "cells", "truth") + tuple(settings.methods):
-            run = out / f"run_{mode}{repeat_suffix(repeat)}"
+            run = run_folder(out, mode, repeat)
             train_seconds[run.name] = _train_mode(repeat_cfg, settings, mode, data, masks, run, cell_labels)
             print(f"trained {run.name} in {train_seconds[run.name]:.0f} s")
 
     sample = data / SAMPLE_FILE
     subs = {"floor": [write_floor(sample, masks, out / "floor.csv")]}
+    plans = prediction_plans(settings.methods)
     for repeat in range(settings.repeats):
-        suffix = repeat_suffix(repeat)
-        for name, (mode, changes) in prediction_plans(settings.methods).items():
+        for name, (mode, changes) in plans.items():
             if changes.get("image_score") == "whole" and mode != "image":
-                changes = dict(changes, image_model=str(out / f"run_image{suffix}"))
+                changes = dict(changes, image_model=str(run_folder(out, "image", repeat)))
             pcfg = replace(cfg, predict=replace(cfg.predict, **changes))
-            path = out / f"{name}{suffix}.csv"
-            predict_submission(pcfg, out / f"run_{mode}{suffix}", data / TEST_DIR, sample, path, masks=masks,
+            path = out / f"{name}{repeat_suffix(repeat)}.csv"
+            predict_submission(pcfg, run_folder(out, mode, repeat), data / TEST_DIR, sample, path, masks=masks,
                                force=True, progress=False)
             subs.setdefault(name, []).append(path)
 
@@ -189,6 +189,11 @@ def bench_quality(cfg: Config, settings: QualitySettings, out: Path) -> dict:
 def repeat_suffix(repeat: int) -> str:
     """File-name suffix of a repeat's runs and submissions: none for the first (older folders resume)."""
     return "" if repeat == 0 else f"_r{repeat}"
+
+
+def run_folder(out: Path, mode: str, repeat: int) -> Path:
+    """The run folder of one model of the bench: OUT/run_MODE, OUT/run_MODE_r1, ..."""
+    return out / f"run_{mode}{repeat_suffix(repeat)}"
 
 
 def mean_row(runs: list[dict]) -> dict:
