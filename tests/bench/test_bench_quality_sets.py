@@ -44,6 +44,9 @@ def test_image_model_and_attention_mil_settings():
     assert attn.train.mode == "mil" and attn.train.mil_pooling == "attention" and attn.train.pseudo_rounds == 0
     mil_oof = bench_train_config(cfg, settings, "mil-oof")
     assert mil_oof.train.mode == "mil" and mil_oof.train.pseudo_folds >= 2 and mil_oof.train.pseudo_rounds >= 1
+    ensemble = bench_train_config(cfg, settings, "mil-ens")
+    assert (ensemble.train.mode, ensemble.train.members) == ("mil", 3) and cfg.train.members == 1
+    assert ensemble.train.mil_bag_size == cfg.train.mil_bag_size  # the recipe's mil, several times
     with pytest.raises(ValueError, match="unknown methods"):
         QualitySettings(methods=("attention",))
 

@@ -63,7 +63,8 @@ def test_unknown_keys_are_named(tmp_path, text, key):
         load_config(path)
 
 
-@pytest.mark.parametrize("override", ["train.epochs=two", "train.mode=weird", "model.channels=5", "train.augment.flip=3"])
+@pytest.mark.parametrize("override", ["train.epochs=two", "train.mode=weird", "model.channels=5", "train.augment.flip=3",
+                                      "train.members=0"])
 def test_bad_values_rejected(override):
     with pytest.raises(ConfigError):
         load_config(None, [override])

@@ -230,3 +230,30 @@ def test_mirrored_strategy_over_two_logical_cpus(train_data, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert "strategy mirrored: 2 replica(s)" in out.stdout
     assert "epochs 1" in out.stdout and (tmp_path / "run" / "model.keras").is_file()
+
+
+@pytest.mark.slow
+def test_ensemble_averages_its_members_and_resumes(train_data, tmp_path):
+    """train.members 2: two trainings of seeds 0 and 1 in RUN/members, RUN/model.keras their mean
+    (through the ONNX export too); a rerun trains nothing and keeps the averaged model."""
+    from hpa_scc.model.classifier import load_classifier
+    from hpa_scc.model.export import export_onnx
+    from hpa_scc.train.run import train
+
+    cfg = load_config(None, TINY + ["train.epochs=1", "train.members=2", "train.augment.enabled=false"])
+    run = tmp_path / "ensemble"
+    result = train(cfg, train_data / "train", train_data / "train.csv", train_data / "masks", run)
+    assert len(result["members"]) == 2
+    members = [run / "members" / f"m{i}" for i in (0, 1)]
+    assert [load_config(m / "config.yaml").train.seed for m in members] == [0, 1]
+    assert all(load_config(m / "config.yaml").train.members == 1 for m in members)
+    crops = np.random.default_rng(0).uniform(0, 255, (6, 48, 48, 4)).astype(np.float32)
+    outputs = [np.asarray(load_classifier(m / "model.keras")(crops, training=False)) for m in members]
+    assert np.abs(outputs[0] - outputs[1]).max() > 1e-3  # two different models, not one twice
+    averaged = np.asarray(load_classifier(run / "model.keras")(crops, training=False))
+    np.testing.assert_allclose(averaged, (outputs[0] + outputs[1]) / 2, atol=1e-5)
+    assert export_onnx(run)["max_abs_diff"] < 1e-3
+    built = (run / "model.keras").stat().st_mtime
+    train(cfg, train_data / "train", train_data / "train.csv", train_data / "masks", run)
+    assert (run / "model.keras").stat().st_mtime == built
+    assert len((members[1] / "history.csv").read_text().splitlines()) == 2

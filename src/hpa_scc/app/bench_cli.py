@@ -135,10 +135,10 @@ def add_bench_parser(sub) -> None:
     p = benches.add_parser("quality", help="floor, broadcast, weak-label methods and truth on a generated set")
     add_generated_set(p, train_images=280)
     # the choices are bench.quality.EXTRA_METHODS (not imported here: that module starts TensorFlow)
-    p.add_argument("--methods", nargs="*", default=[], choices=["mil", "attn", "oof", "mil-oof", "pseudo"],
+    p.add_argument("--methods", nargs="*", default=[], choices=["mil", "attn", "oof", "mil-oof", "pseudo", "mil-ens"],
                    help="extra weak-label methods to train and score: mil, attn (mil with attention pooling), "
                         "oof (out-of-fold pseudo-labels), mil-oof (the same from mil fold models), "
-                        "pseudo (in-sample pseudo-label rounds)")
+                        "pseudo (in-sample pseudo-label rounds), mil-ens (3 mil models averaged; 3x its training)")
     p.add_argument("--appearance", default="default", choices=["default", "other"],
                    help="the generator's look: default, or other (smaller, denser, dimmer, blurrier cells; nothing was "
                         "tuned on it)")

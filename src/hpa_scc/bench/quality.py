@@ -16,10 +16,11 @@ the project's cells) model with the given recipe, predicts the test images and p
     weak+neg      weak with the Negative score derived: 1 - the cell's highest other label
     truth         the truth-mode model's per-cell output (an upper bound for weak labels)
 
-`--methods mil attn oof mil-oof pseudo` add rows (and training time): `mil` (multiple-instance
+`--methods mil attn oof mil-oof pseudo mil-ens` add rows (and training time): `mil` (multiple-instance
 training, train.mil_*), `attn` (mil with attention pooling), `oof` (out-of-fold pseudo-labels:
 train.pseudo_folds folds, train.pseudo_rounds >= 1), `mil-oof` (the same, its fold models trained by mil: 3rd place's out-of-fold relabelling of a
-weak model) and `pseudo` (in-sample pseudo-label rounds: the model relabels its own training cells), each
+weak model), `pseudo` (in-sample pseudo-label rounds: the model relabels its own training cells) and
+`mil-ens` (ENSEMBLE_MEMBERS mil models of seeds train.seed + 0, 1, ... averaged: `train.ensemble`), each
 alone, with the `+others` rule, with `+neg` (derived Negative) and as `*image` (the product with the image model's whole-image
 prediction, 2nd place's final score). This is the one weak-label bench.
 
@@ -71,7 +72,7 @@ class QualitySettings:
     # ~150 optimizer steps to the cell models' ~1500 and ranked below the floor; batches of 8 give it
     # 4x the steps at about the same compute.
     image_batch_size: int = 8
-    methods: tuple[str, ...] = ()  # extra weak-label methods: mil, attn, oof, mil-oof, pseudo
+    methods: tuple[str, ...] = ()  # extra weak-label methods: mil, attn, oof, mil-oof, pseudo, mil-ens
     appearance: str = "default"  # the generator's look (synth.appearances): default | other (nothing was tuned on it)
     p_express: float = 0.75  # chance that a cell shows each of its image's patterns (low-expression variant: 0.15-0.6)
     repeats: int = 1  # trainings of every model (train.seed + 0 .. repeats - 1); rows give their mean and spread
@@ -86,7 +87,8 @@ class QualitySettings:
             raise ValueError(f"bench quality: repeats must be >= 1, got {self.repeats}")
 
 
-EXTRA_METHODS = ("mil", "attn", "oof", "mil-oof", "pseudo")
+EXTRA_METHODS = ("mil", "attn", "oof", "mil-oof", "pseudo", "mil-ens")
+ENSEMBLE_MEMBERS = 3  # mil-ens: members of the ensemble unless the recipe sets train.members >= 2
 
 
 IMAGE_PRODUCT = dict(cell_weight=0.5, image_score="whole", blend="product")  # 2nd place: image x cell (same ranks)
@@ -105,13 +107,17 @@ def synth_config(settings: QualitySettings, workers: int) -> SynthConfig:
 def bench_train_config(cfg: Config, settings: QualitySettings, mode: str) -> Config:
     """The recipe `cfg` set up to train the bench's `mode` model: image, cells, truth, mil, attn
     (mil with attention pooling), oof / mil-oof
-    (inherited labels, then out-of-fold relabelling: at least 1 round of 2 folds) or pseudo
-    (inherited labels, then at least 1 round in which the model relabels its own cells)."""
+    (inherited labels, then out-of-fold relabelling: at least 1 round of 2 folds), pseudo
+    (inherited labels, then at least 1 round in which the model relabels its own cells) or mil-ens
+    (an ensemble of mil models: train.members, or ENSEMBLE_MEMBERS when the recipe has one model)."""
     if mode in ("oof", "mil-oof"):
         train_cfg = replace(cfg.train, mode="cells" if mode == "oof" else "mil",
                             pseudo_rounds=max(1, cfg.train.pseudo_rounds), pseudo_folds=max(2, cfg.train.pseudo_folds))
     elif mode == "attn":
         train_cfg = replace(cfg.train, mode="mil", mil_pooling="attention", pseudo_rounds=0, pseudo_folds=0)
+    elif mode == "mil-ens":
+        members = cfg.train.members if cfg.train.members > 1 else ENSEMBLE_MEMBERS
+        train_cfg = replace(cfg.train, mode="mil", members=members, pseudo_rounds=0, pseudo_folds=0)
     elif mode == "pseudo":
         train_cfg = replace(cfg.train, mode="cells", pseudo_rounds=max(1, cfg.train.pseudo_rounds), pseudo_folds=0)
     else:

@@ -109,6 +109,9 @@ class TrainConfig:
     mil_lse_r: float = 5.0
     mil_attention_units: int = 64  # attention pooling: width of the tanh layer that scores each cell
     mil_cell_weight: float = 0.1
+    # Ensemble: >= 2 trains that many models of these settings (seeds seed, seed + 1, ...; each its
+    # own validation split) into RUN/members/m{i}; RUN/model.keras averages their outputs.
+    members: int = 1
     seed: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -132,6 +135,8 @@ class TrainConfig:
             raise ConfigError(f"train.strategy unknown: {self.strategy!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.shuffle_window < 1:
             raise ConfigError("train.epochs, train.batch_size and train.shuffle_window must be >= 1")
+        if self.members < 1:
+            raise ConfigError(f"train.members must be >= 1 (1 = one model, no ensemble), got {self.members}")
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ VAL_PER_CLASS_FILE = "val_per_class.csv"
 ONNX_FILE = "model.onnx"
 ONNX_INFO_FILE = "model.onnx.json"
 OOF_DIR = "oof"
+MEMBERS_DIR = "members"  # an ensemble run (train.members >= 2): members/m0, members/m1, ...
 # prepared folder
 SETTINGS_FILE = "prepare.json"
 INDEX_FILE = "index.json"

@@ -12,6 +12,8 @@ Input pipeline: tf.data over a generator that reads one image's cached crops at 
 (shuffle buffer, parallel augmentation, batch, prefetch), so the data set never has to fit in RAM.
 RUNDIR gets model.keras (best val loss), last.keras + state.json (resume), config.yaml,
 history.csv, curves.png, val_per_class.csv. Re-running into the same RUNDIR resumes.
+With train.members >= 2, RUNDIR/members/m{i} each get all of that and RUNDIR/model.keras averages
+them (see `train.ensemble`).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from hpa_scc.model.layers import BagModel
 from hpa_scc.model.run_stamp import stamp_run
 from hpa_scc.report.plots import plot_curves
 from hpa_scc.train.datasets import bag_steps, input_statistics, make_bag_dataset, make_dataset, predict_examples
+from hpa_scc.train.ensemble import train_ensemble
 from hpa_scc.train.examples import fold_split, make_examples, prepared_examples, split_by_image
 from hpa_scc.train.loop import fit_round, get_strategy, make_loss, read_history, save_model_atomic, trim_history
 from hpa_scc.train.pseudo import out_of_fold_labels, pseudo_labels, with_train
@@ -79,7 +82,11 @@ def train(cfg: Config, images: str | Path, labels_csv: str | Path, masks: str | 
 
     prepared: a folder written by `hpa-scc prepare` with these settings: crops stream from its
     shards (`prepare.shards_in_memory` at a time) and no PNG is read; images and masks are unused.
+    train.members >= 2: an ensemble of that many such trainings (`train.ensemble`).
     """
+    if cfg.train.members > 1:
+        check_run_folder(Path(run), cfg)
+        return train_ensemble(cfg, train, images, labels_csv, masks, run, cell_labels_csv, prepared, fail_fast)
     if cfg.train.pseudo_rounds and cfg.train.pseudo_folds >= 2:
         if prepared is not None:
             raise InputError("out-of-fold pseudo-labels read the images' own crops; train them without --prepared")
