@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pseudo-rounds", type=int)
     p.add_argument("--pseudo-folds", type=int, help=">= 2: out-of-fold pseudo-labels (each fold's model relabels the others' cells)")
     p.add_argument("--size", type=int, help="crop / model input side, px")
+    p.add_argument("--members", type=int, help=">= 2: an ensemble of that many trainings (seeds seed + i) in OUT/members, "
+                                                "averaged into OUT/model.keras (N x the training and model time)")
     add_fail_fast(p)
     p.set_defaults(func=cmd_train)
 

@@ -98,7 +98,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from hpa_scc.train.run import train  # TensorFlow: imported only by the commands that use it
 
     extra = flag_overrides(args, {"mode": "train.mode", "epochs": "train.epochs", "pseudo_rounds": "train.pseudo_rounds",
-                                  "pseudo_folds": "train.pseudo_folds"})
+                                  "pseudo_folds": "train.pseudo_folds", "members": "train.members"})
     if args.size is not None:
         extra += [f"model.size={args.size}", f"crops.size={args.size}"]
     cfg = config_of(args, extra)
@@ -107,7 +107,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = train(cfg, args.images, args.labels, args.masks or "", args.out, args.cell_labels, prepared=args.prepared,
                    fail_fast=args.fail_fast)
     last = result["history"][-1] if result["history"] else {}
-    print(f"trained {len(result['history'])} epoch(s); last loss {last.get('loss', '-')}; outputs in {args.out}")
+    members = f"{len(result['members'])} members, each " if "members" in result else ""
+    print(f"trained {members}{len(result['history'])} epoch(s); last loss {last.get('loss', '-')}; outputs in {args.out}")
     return 0
 
 
