@@ -80,7 +80,10 @@ def test_blend_arithmetic():
     product = blend(cell, image, PredictConfig(cell_weight=0.5, blend="product"))
     np.testing.assert_allclose(product[1, 1], np.sqrt(0.6 * 0.4))
     derived = blend(cell, image, PredictConfig(cell_weight=1.0, negative="derived"))
-    np.testing.assert_allclose(derived[:, NEGATIVE], [1 - 0.8, 1 - 0.6])
+    np.testing.assert_allclose(derived[:, NEGATIVE], [0.2 * 0.8 * 0.9 ** 16, 0.6 * 0.4])  # none of the 18
+    by_max = blend(cell, image, PredictConfig(cell_weight=1.0, negative="derived_max"))
+    np.testing.assert_allclose(by_max[:, NEGATIVE], [1 - 0.8, 1 - 0.6])
+    np.testing.assert_allclose(derived[:, :NEGATIVE], cell[:, :NEGATIVE])  # the other labels untouched
 
 
 def test_others_mean_and_cell_rules():

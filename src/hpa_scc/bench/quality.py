@@ -13,7 +13,7 @@ the project's cells) model with the given recipe, predicts the test images and p
     weak+image    weak blended with the image model's whole-image pass (0.7 cell + 0.3 image)
     weak+others   weak, 0.7 x cell + 0.3 x the mean of the image's other cells (4th place's rule)
     weak+rules    weak+others, cells at the image edge and faint cells x 0.8
-    weak+neg      weak with the Negative score derived: 1 - the cell's highest other label
+    weak+neg      weak with the Negative score derived: prod(1 - p) of the cell's 18 other labels
     truth         the truth-mode model's per-cell output (an upper bound for weak labels)
 
 `--methods mil attn oof mil-oof pseudo mil-ens` add rows (and training time): `mil` (multiple-instance
@@ -94,7 +94,7 @@ ENSEMBLE_MEMBERS = 3  # mil-ens: members of the ensemble unless the recipe sets 
 IMAGE_PRODUCT = dict(cell_weight=0.5, image_score="whole", blend="product")  # 2nd place: image x cell (same ranks)
 OTHERS_RULE = dict(cell_weight=0.7, image_score="others_mean", blend="linear")  # 4th place: 0.7 cell + 0.3 others
 # Weak labels almost never say Negative (an image is Negative only when none of its cells shows a
-# pattern), so a weak model learns Negative = 0 for most negative cells; derived: 1 - max of the 18 others.
+# pattern), so a weak model learns Negative = 0 for most negative cells; derived: prod(1 - p) of the 18 others.
 DERIVED_NEGATIVE = dict(cell_weight=1.0, negative="derived")
 
 

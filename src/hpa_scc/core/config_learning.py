@@ -8,6 +8,9 @@ from typing import ClassVar, Optional
 from hpa_scc.core.errors import ConfigError
 from hpa_scc.core.ranges import check_ranges
 
+# predict.negative: the model's own Negative output, or one derived from the 18 other labels
+NEGATIVE_RULES = ("predicted", "derived", "derived_max")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -159,7 +162,7 @@ class PredictConfig:
     tta: bool = False  # average with horizontal/vertical flips
     tta_rot90: bool = False  # with tta: all 8 flips and 90-degree turns (cells have no orientation)
     min_confidence: float = 0.0  # drop (cell, label) triples below this
-    negative: str = "predicted"  # predicted | derived (1 - max of the other labels)
+    negative: str = "predicted"  # predicted | derived (prod(1 - p) of the 18 other labels) | derived_max (1 - their max)
     image_score: str = "whole"  # whole (whole-image pass) | cell_mean | cell_max (over the image's cells)
     # | others_mean (per cell: the mean of the image's *other* cells; a one-cell image uses its own)
     border_weight: float = 1.0  # final scores of cells touching the image edge x this (1 = off)
@@ -177,8 +180,8 @@ class PredictConfig:
             raise ConfigError("predict.cell_weight must be in [0, 1]")
         if self.blend not in ("linear", "product"):
             raise ConfigError(f"predict.blend must be linear or product, got {self.blend!r}")
-        if self.negative not in ("predicted", "derived"):
-            raise ConfigError(f"predict.negative must be predicted or derived, got {self.negative!r}")
+        if self.negative not in NEGATIVE_RULES:
+            raise ConfigError(f"predict.negative must be one of {', '.join(NEGATIVE_RULES)}, got {self.negative!r}")
         if self.image_score not in ("whole", "cell_mean", "cell_max", "others_mean"):
             raise ConfigError(f"predict.image_score must be whole, cell_mean, cell_max or others_mean, got {self.image_score!r}")
         if not (0.0 <= self.border_weight <= 1.0 and 0.0 <= self.faint_weight <= 1.0 and 0.0 <= self.faint_fraction <= 1.0):

@@ -28,12 +28,21 @@ def image_level(cell_probs: np.ndarray, whole_probs: Optional[np.ndarray], how: 
     return cell_probs.max(axis=0) if how == "cell_max" else cell_probs.mean(axis=0)
 
 
+def derived_negative(others: np.ndarray, rule: str) -> np.ndarray:
+    """Negative scores (N,) from the N x 18 probabilities of the other labels: `derived`
+    prod(1 - p_c), `derived_max` 1 - max(p_c)."""
+    if rule == "derived_max":
+        return 1.0 - others.max(axis=1)
+    return np.prod(1.0 - others, axis=1)
+
+
 def blend(cell_probs: np.ndarray, image_probs: np.ndarray, cfg: PredictConfig) -> np.ndarray:
     """Final per-cell probabilities N x 19 from cell (N x 19) and image (19,) or N x 19 probabilities.
 
     linear: w * cell + (1 - w) * image; product: cell**w * image**(1 - w) (a weighted geometric
     mean); w = cfg.cell_weight, so w = 0 broadcasts the image prediction to every cell.
-    Negative `derived`: 1 - the highest of the 18 other blended probabilities.
+    Negative `derived`: the probability that the cell shows none of the 18 other labels, each
+    taken as independent: prod(1 - p_c); `derived_max`: 1 - the highest of them.
     """
     w = cfg.cell_weight
     cell_probs = np.asarray(cell_probs, np.float64)
@@ -44,8 +53,8 @@ def blend(cell_probs: np.ndarray, image_probs: np.ndarray, cfg: PredictConfig) -
     else:
         out = w * cell_probs + (1.0 - w) * image_probs
     out = np.clip(out, 0.0, 1.0)
-    if cfg.negative == "derived" and len(out):
-        out[:, NEGATIVE] = 1.0 - np.delete(out, NEGATIVE, axis=1).max(axis=1)
+    if cfg.negative != "predicted" and len(out):
+        out[:, NEGATIVE] = derived_negative(np.delete(out, NEGATIVE, axis=1), cfg.negative)
     return out
 
 

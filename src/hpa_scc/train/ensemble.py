@@ -60,9 +60,9 @@ def train_ensemble(cfg: Config, train_one: Callable[..., dict], images: str | Pa
     results = []
     folders = member_runs(run, cfg.train.members)
     for index, folder in enumerate(folders):
-        print(f"ensemble member {index + 1}/{len(folders)} (train.seed {cfg.train.seed + index}): {folder}")
-        results.append(train_one(member_config(cfg, index), images, labels_csv, masks, folder, cell_labels_csv,
-                                 prepared, fail_fast))
+        member = member_config(cfg, index)
+        print(f"ensemble member {index + 1}/{len(folders)} (train.seed {member.train.seed}): {folder}")
+        results.append(train_one(member, images, labels_csv, masks, folder, cell_labels_csv, prepared, fail_fast))
     run.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(run)
     save_config(cfg, run / CONFIG_FILE)
