@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hpa_scc.core.config_images import SegmentConfig, SynthConfig
-from hpa_scc.core.errors import InputError
+from hpa_scc.core.errors import ConfigError, InputError
 from hpa_scc.metrics.agreement import f1_score, match_cells
 from hpa_scc.segment.maps import maps_from_labels
 from hpa_scc.segment.unet import SHIPPED_ONNX, SHIPPED_WEIGHTS, UnetBackend, label_working_maps, probabilities_to_maps
@@ -52,6 +52,24 @@ def test_unet_finds_the_cells_of_generated_images():
         assert np.all(seg.cells[seg.nuclei > 0] == seg.nuclei[seg.nuclei > 0])
         totals += match_cells(seg.cells, image.cells)
     assert f1_score(*totals.tolist())[2] >= 0.8
+
+
+def test_map_smoothing_evens_the_maps_and_keeps_the_cells():
+    image = generate_image(104, 512, SynthConfig())
+    raw = UnetBackend(SegmentConfig(backend="unet", unet_map_smooth=0.0)).working_maps(image.rgby)
+    smooth = UnetBackend(SegmentConfig(backend="unet", unet_map_smooth=1.5)).working_maps(image.rgby)
+
+    def roughness(pred):  # mean |step| between neighbouring pixels of the border and interior maps
+        values = pred[..., 1:].astype(float)
+        return np.abs(np.diff(values, axis=0)).mean() + np.abs(np.diff(values, axis=1)).mean()
+
+    for before, after in zip(raw, smooth):
+        assert after.shape == before.shape and after.dtype == np.uint8
+        assert roughness(after) < 0.9 * roughness(before)
+    seg = label_working_maps(*smooth, (512, 512))
+    assert f1_score(*match_cells(seg.cells, image.cells))[2] >= 0.8
+    with pytest.raises(ConfigError, match="unet_map_smooth"):
+        SegmentConfig(unet_map_smooth=-1.0)
 
 
 def test_ideal_maps_of_a_frame_at_any_side_give_its_cells_back():

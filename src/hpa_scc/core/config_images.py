@@ -84,7 +84,7 @@ class SegmentConfig:
     RANGES: ClassVar[dict[str, str]] = {"nucleus_min_area": "[1, inf)", "cell_min_area": "[1, inf)",
         "nucleus_smooth": "[0, inf)", "cell_smooth": "[0, inf)", "cell_max_distance": "(0, inf)",
         "cell_seam_weight": "[0, inf)", "cell_seam_radius": "[1, inf)", "cell_distance_weight": "[0, inf)",
-        "normalise_percentile": "(0, 100]", "workers": "[0, inf)"}
+        "normalise_percentile": "(0, 100]", "workers": "[0, inf)", "unet_map_smooth": "[0, inf)"}
 
     backend: str = "unet"  # unet (the project's U-Net, segment/unet.py) | classical | hpacellseg
     scale: float = 0.25  # work at this fraction of the full resolution
@@ -129,6 +129,9 @@ class SegmentConfig:
     unet_weights: Optional[str] = None  # unet backend: a .weights.h5 file; None = the weights shipped in the package
     unet_base: int = 8  # filters of the U-Net's first level (the weights must match)
     unet_side: int = 512  # the U-Net sees the whole frame at this side (1/4 of 2048)
+    # Gaussian sigma (px at the working side) of the U-Net's softmax maps before labelling: on real
+    # fibrous cytoplasm the raw maps fray at the cell edges (docs/design.md, segmentation); 0 = off
+    unet_map_smooth: float = 1.0
     workers: int = 2
 
     def __post_init__(self) -> None:

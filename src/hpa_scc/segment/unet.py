@@ -8,7 +8,8 @@ post-processing (`segment.label_cell`).
 
 Input: red, yellow and blue, each scaled so that its 99.5th percentile is 1, at the working side
 (`unet_side`, 512 px for a whole frame: 1/4 of 2048²). Output at that side: two 3-class softmax
-maps (background, border, interior), nuclei and cells, turned into hpacellseg's uint8 maps
+maps (background, border, interior), nuclei and cells, smoothed (`unet_map_smooth`, Gaussian sigma
+in px of the working side), turned into hpacellseg's uint8 maps
 (channel 1 border, 2 interior) and labelled there by label_cell's algorithm with its areas scaled
 to the frame (as its fast mode does: areas are px of a 2048² frame, like every segment setting),
 then upsampled to the image. Trained by `hpa-scc train-segmenter` on generated images only.
@@ -119,6 +120,8 @@ class UnetBackend:
         """(nuclei_pred, cell_pred): uint8 h x w x 3 maps at the working side."""
         x, (height, width) = _pad(unet_input(rgby, self.cfg.unet_side))
         probs = self._run(x[None])[0, :height, :width]
+        if self.cfg.unet_map_smooth > 0:
+            probs = cv2.GaussianBlur(probs, (0, 0), self.cfg.unet_map_smooth)
         return probabilities_to_maps(probs)
 
     def __call__(self, rgby: np.ndarray) -> Segmentation:
