@@ -130,7 +130,7 @@ class SegmentConfig:
     unet_base: int = 8  # filters of the U-Net's first level (the weights must match)
     unet_side: int = 512  # the U-Net sees the whole frame at this side (1/4 of 2048)
     # Gaussian sigma (px at the working side) of the U-Net's softmax maps before labelling: on real
-    # fibrous cytoplasm the raw maps fray at the cell edges (docs/design.md, segmentation); 0 = off
+    # fibrous cytoplasm the raw maps fray at the cell edges (docs/design.md, "Smoothed maps"); 0 = off
     unet_map_smooth: float = 1.5
     workers: int = 2
 
