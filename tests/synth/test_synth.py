@@ -100,3 +100,37 @@ def test_edge_fade_dims_cell_margins_and_keeps_the_truth():
         ratio = faded.rgby[..., channel] / np.maximum(plain.rgby[..., channel], 1e-3)
         assert np.median(ratio[margin]) < 0.6 * np.median(ratio[inner])
     assert np.allclose(plain.rgby[..., 2], faded.rgby[..., 2])  # the nuclei are as they were
+
+
+def _touching_pairs(labels: np.ndarray) -> int:
+    """Pixels where two different objects of a label image meet (right or down neighbour)."""
+    pairs = 0
+    for a, b in ((labels[:, 1:], labels[:, :-1]), (labels[1:], labels[:-1])):
+        pairs += int(((a != b) & (a > 0) & (b > 0)).sum())
+    return pairs
+
+
+def test_packing_makes_neighbouring_nuclei_touch_and_alignment_turns_cells_alike():
+    loose = [generate_image(s, 512, SynthConfig(cells_min=30, cells_max=30)) for s in range(3)]
+    packed_cfg = SynthConfig(cells_min=30, cells_max=30, spacing=0.8, nucleus_ratio=0.55, nucleus_elongation=0.9)
+    packed = [generate_image(s, 512, packed_cfg) for s in range(3)]
+    assert sum(_touching_pairs(im.nuclei) for im in loose) < sum(_touching_pairs(im.nuclei) for im in packed)
+    assert sum(im.cells.max() for im in packed) > sum(im.cells.max() for im in loose)  # more cells fit
+
+    def orientation_spread(image) -> float:
+        """Circular spread (0 = all alike, 1 = uniform) of the long axes of the elongated nuclei."""
+        angles = []
+        for cell_id in range(1, int(image.nuclei.max()) + 1):
+            ys, xs = np.nonzero(image.nuclei == cell_id)
+            if len(ys) < 50:
+                continue
+            cov = np.cov(np.stack([xs, ys]).astype(float))
+            values, vectors = np.linalg.eigh(cov)
+            if values[1] > 1.5 * values[0]:
+                angles.append(np.arctan2(vectors[1, 1], vectors[0, 1]))
+        doubled = np.exp(2j * np.asarray(angles))
+        return 1.0 - abs(doubled.mean())
+
+    free = generate_image(5, 512, SynthConfig(cells_min=20, cells_max=20, nucleus_elongation=0.9))
+    aligned = generate_image(5, 512, SynthConfig(cells_min=20, cells_max=20, nucleus_elongation=0.9, alignment=1.0))
+    assert orientation_spread(aligned) < 0.5 * orientation_spread(free)

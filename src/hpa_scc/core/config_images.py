@@ -31,7 +31,7 @@ class SynthConfig:
     RANGES: ClassVar[dict[str, str]] = {"noise": "[0, inf)", "brightness": "(0, inf)", "blur": "[0, inf)",
         "p_mitotic": "[0, 1]", "p_negative_image": "[0, 1]", "cell_radius": "(0, 0.5]", "nucleus_ratio": "(0, 1)",
         "fraction_16bit": "[0, 1]", "edge_fade": "[0, 1]",
-        "nucleus_lobes": "[0, 0.5]"}
+        "nucleus_lobes": "[0, 0.5]", "spacing": "(0, 4]", "alignment": "[0, 1]", "nucleus_elongation": "[0, 1]"}
 
     n_train: int = 24
     n_test: int = 8
@@ -42,6 +42,13 @@ class SynthConfig:
     cell_radius: float = 0.11  # mean cell radius as a fraction of the image side
     nucleus_ratio: float = 0.45  # nucleus radius / cell radius
     nucleus_lobes: float = 0.06  # largest amplitude of a nucleus outline's harmonics (0.2: kidney-shaped, lobed)
+    # Packing: cell centres at least `spacing` x cell_radius apart (below ~1.1 neighbouring cells overlap
+    # and share a border, so their nuclei can touch, as in a confluent field); `alignment` 0 = each cell
+    # turned at random, 1 = every cell of an image along one direction (a sheet of parallel cells);
+    # a nucleus takes this share of its cell's elongation (0: round, 1: as elongated as its cell).
+    spacing: float = 1.35
+    alignment: float = 0.0
+    nucleus_elongation: float = 0.4
     labels_per_image: tuple[float, ...] = (0.48, 0.41, 0.11)  # P(1, 2, 3 patterns)
     # Pattern frequencies: P(class) ~ real_frequency ** (1 - class_balance); 0 = the real train.csv
     # frequencies (class 11 on 0.4% of images), 1 = every class 0-17 equally often.

@@ -22,6 +22,7 @@ class CellGeometry:
     nucleus_radius: float
     nucleus_harmonics: np.ndarray
     mitotic: bool
+    nucleus_elongation: float = 1.0  # of the nucleus outline, along the cell's angle
 
 
 def _shape_distance(yy: np.ndarray, xx: np.ndarray, center, radius, elongation, angle, harmonics) -> np.ndarray:
@@ -39,22 +40,23 @@ def _shape_distance(yy: np.ndarray, xx: np.ndarray, center, radius, elongation, 
     return rho / (radius * r)
 
 
-def _sample_centers(rng: np.random.Generator, size: int, n: int, radius: float) -> np.ndarray:
-    """Up to n cell centres (y, x), spaced >= 1.35 radius, some near or past the border."""
+def _sample_centers(rng: np.random.Generator, size: int, n: int, radius: float, spacing: float) -> np.ndarray:
+    """Up to n cell centres (y, x), spaced > `spacing` x radius, some near or past the border."""
     centers: list[np.ndarray] = []
     lo, hi = -0.04 * size, 1.04 * size
     for _ in range(n * 60):
         if len(centers) == n:
             break
         c = rng.uniform(lo, hi, size=2)
-        if all(np.hypot(*(c - o)) > 1.35 * radius for o in centers):
+        if all(np.hypot(*(c - o)) > spacing * radius for o in centers):
             centers.append(c)
     return np.array(centers).reshape(-1, 2)
 
 
 def make_geometry(rng: np.random.Generator, size: int, cfg: SynthConfig, mitotic_flags: list[bool]) -> list[CellGeometry]:
     base = cfg.cell_radius * size
-    centers = _sample_centers(rng, size, len(mitotic_flags), base)
+    centers = _sample_centers(rng, size, len(mitotic_flags), base, cfg.spacing)
+    common_angle = rng.uniform(0, np.pi) if cfg.alignment > 0 else 0.0  # drawn only when used: other settings keep their images
     cells = []
     for center, mitotic in zip(centers, mitotic_flags):
         radius = base * rng.uniform(0.8, 1.25)
@@ -66,17 +68,21 @@ def make_geometry(rng: np.random.Generator, size: int, cfg: SynthConfig, mitotic
             elongation = rng.uniform(1.0, 1.3)
             n_radius *= 0.7
         offset = rng.normal(0, 0.12 * radius, size=2)
+        angle = rng.uniform(0, np.pi)
+        if cfg.alignment > 0:  # the shorter way round from the common direction, shrunk by the alignment
+            angle = common_angle + (1.0 - cfg.alignment) * ((angle - common_angle + np.pi / 2) % np.pi - np.pi / 2)
         cells.append(
             CellGeometry(
                 center=center,
                 radius=radius,
                 elongation=elongation,
-                angle=rng.uniform(0, np.pi),
+                angle=angle,
                 harmonics=harmonics,
                 nucleus_center=center + offset,
                 nucleus_radius=n_radius,
                 nucleus_harmonics=np.stack([rng.uniform(0, cfg.nucleus_lobes, 3), rng.uniform(0, 2 * np.pi, 3)], axis=1),
                 mitotic=mitotic,
+                nucleus_elongation=1.0 + (elongation - 1.0) * cfg.nucleus_elongation,
             )
         )
     return cells
@@ -110,8 +116,8 @@ def rasterise(cells: list[CellGeometry], size: int) -> tuple[np.ndarray, np.ndar
         if ys.stop <= ys.start or xs.stop <= xs.start:
             continue
         yy, xx = np.mgrid[ys, xs].astype(np.float32)
-        e = 1.0 + (cell.elongation - 1.0) * 0.4
-        d = _shape_distance(yy, xx, cell.nucleus_center, cell.nucleus_radius, e, cell.angle, cell.nucleus_harmonics)
+        d = _shape_distance(yy, xx, cell.nucleus_center, cell.nucleus_radius, cell.nucleus_elongation, cell.angle,
+                            cell.nucleus_harmonics)
         inside = (d < 1.0) & (labels[ys, xs] == index)
         nuclei[ys, xs][inside] = index
     return labels, nuclei
