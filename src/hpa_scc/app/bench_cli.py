@@ -14,6 +14,7 @@ from hpa_scc.app.arguments import add_config, config_of
 from hpa_scc.bench.codec import bench_encode, bench_score
 from hpa_scc.bench.preparation import bench_prepare
 from hpa_scc.bench.segmentation import bench_segment
+from hpa_scc.synth.appearances import APPEARANCES
 
 
 def run_encode(args: argparse.Namespace) -> None:
@@ -139,9 +140,9 @@ def add_bench_parser(sub) -> None:
                    help="extra weak-label methods to train and score: mil, attn (mil with attention pooling), "
                         "oof (out-of-fold pseudo-labels), mil-oof (the same from mil fold models), "
                         "pseudo (in-sample pseudo-label rounds), mil-ens (3 mil models averaged; 3x its training)")
-    p.add_argument("--appearance", default="default", choices=["default", "other"],
-                   help="the generator's look: default, or other (smaller, denser, dimmer, blurrier cells; nothing was "
-                        "tuned on it)")
+    p.add_argument("--appearance", default="default", choices=list(APPEARANCES),
+                   help="the generator's look: default, other (smaller, denser, dimmer, blurrier cells; nothing was "
+                        "tuned on it) or packed (a confluent field of touching, lobed nuclei)")
     p.add_argument("--p-express", type=float, default=0.75,
                    help="chance that a cell shows each of its image's patterns (default 0.75; the low-expression "
                         "variant: e.g. 0.35)")

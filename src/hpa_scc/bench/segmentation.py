@@ -7,8 +7,9 @@ image in grey with hpacellseg outlines cyan and the project's magenta; hpacellse
 missed ones red; the project's cells with the extra ones yellow):
 - real HPA images (`../shared/data/hpa_real`) against HPA-Cell-Segmentation's masks: per image
   and in total, F1 / precision / recall at IoU 0.6 and the mean IoU of the matched cells;
-- two generated sets with true masks, the generator's default appearance (seed 7) and another
-  one nothing was tuned on (`OTHER_APPEARANCE`): F1 against the truth, recall and matched IoU
+- three generated sets with true masks, the generator's default appearance (seed 7), another
+  one nothing was tuned on (`OTHER_APPEARANCE`) and a confluent field of touching, lobed nuclei
+  (`PACKED_APPEARANCE`, a look the shipped U-Net never trained on): F1 against the truth, recall and matched IoU
   per kind of true cell (`metrics.cell_kinds`: edge, mitotic, touching, faint, large), and the
   floor submission's mAP (every cell every label at one confidence, no model) on the true masks
   vs on the project's masks, whose difference is the score the segmentation costs;
@@ -84,6 +85,7 @@ def bench_real(real: Path, cfg: SegmentConfig, out: Path) -> dict:
 # A generated set of another appearance than the one anything was tuned on: smaller, denser cells,
 # dimmer and blurrier, noisier, more mitotic cells, other sides and seed.
 OTHER_APPEARANCE = SynthConfig(n_train=0, n_test=24, sizes=(512, 768), seed=11, **APPEARANCES["other"])
+PACKED_APPEARANCE = SynthConfig(n_train=0, n_test=24, sizes=(512, 768), seed=43, **APPEARANCES["packed"])
 
 
 def bench_generated(cfg: SegmentConfig, synth: SynthConfig, out: Path, name: str = "generated") -> dict:
@@ -167,6 +169,7 @@ def bench_segment(cfg: SegmentConfig, out: Path, real: Optional[Path] = None, sy
         print("real images: ../shared/data/hpa_real not found (set HPA_REAL_DATA), skipped")
     figures["generated"] = bench_generated(cfg, synth or SynthConfig(n_train=0, n_test=24, seed=7), out)
     figures["other_appearance"] = bench_generated(cfg, OTHER_APPEARANCE, out, "other_appearance")
+    figures["packed_appearance"] = bench_generated(cfg, PACKED_APPEARANCE, out, "packed_appearance")
     figures["speed"] = bench_speed(real, cfg)
     atomic_write_text(out / "segment.json", json.dumps(figures, indent=1))
     print(f"figures in {out / 'segment.json'}")

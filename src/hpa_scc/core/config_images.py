@@ -91,7 +91,8 @@ class SegmentConfig:
     RANGES: ClassVar[dict[str, str]] = {"nucleus_min_area": "[1, inf)", "cell_min_area": "[1, inf)",
         "nucleus_smooth": "[0, inf)", "cell_smooth": "[0, inf)", "cell_max_distance": "(0, inf)",
         "cell_seam_weight": "[0, inf)", "cell_seam_radius": "[1, inf)", "cell_distance_weight": "[0, inf)",
-        "normalise_percentile": "(0, 100]", "workers": "[0, inf)", "unet_map_smooth": "[0, inf)"}
+        "normalise_percentile": "(0, 100]", "workers": "[0, inf)", "unet_map_smooth": "[0, inf)",
+        "unet_neck_split": "[0, 1)"}
 
     backend: str = "unet"  # unet (the project's U-Net, segment/unet.py) | classical | hpacellseg
     scale: float = 0.25  # work at this fraction of the full resolution
@@ -139,6 +140,9 @@ class SegmentConfig:
     # Gaussian sigma (px at the working side) of the U-Net's softmax maps before labelling: on real
     # fibrous cytoplasm the raw maps fray at the cell edges (docs/design.md, "Smoothed maps"); 0 = off
     unet_map_smooth: float = 1.5
+    # Touching nuclei that the U-Net's maps join are split where the joined shape narrows to a neck
+    # thinner than this x its widest part (segment.label_cell.split_at_necks; docs/design.md, "Necks"); 0 = off
+    unet_neck_split: float = 0.5
     workers: int = 2
 
     def __post_init__(self) -> None:

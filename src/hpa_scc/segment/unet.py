@@ -91,11 +91,13 @@ def probabilities_to_maps(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return maps[0], maps[1]
 
 
-def label_working_maps(nuclei_pred: np.ndarray, cell_pred: np.ndarray, shape: tuple[int, int]) -> Segmentation:
+def label_working_maps(nuclei_pred: np.ndarray, cell_pred: np.ndarray, shape: tuple[int, int],
+                       neck_split: float = 0.0) -> Segmentation:
     """hpacellseg maps of a whole frame at any side (uint8 h x w x 3) -> Segmentation at `shape`:
-    label_cell's algorithm with its areas scaled to the maps' frame (px of a 2048² frame), then upsampled."""
+    label_cell's algorithm with its areas scaled to the maps' frame (px of a 2048² frame), nuclei split
+    at necks when `neck_split` > 0, then upsampled."""
     area_scale = nuclei_pred.shape[0] * nuclei_pred.shape[1] / float(REFERENCE_SIDE ** 2)
-    nuclei, cells = label_nuclei_and_cells(nuclei_pred, cell_pred, area_scale, False)
+    nuclei, cells = label_nuclei_and_cells(nuclei_pred, cell_pred, area_scale, False, neck_split)
     return Segmentation(upsample_labels(cells, shape).astype(np.uint16), upsample_labels(nuclei, shape).astype(np.uint16))
 
 
@@ -130,7 +132,7 @@ class UnetBackend:
         if float(blue.max()) - float(blue.min()) < FLAT:  # no nucleus can stand out: no cells (not noise scaled up)
             empty = np.zeros(rgby.shape[:2], np.uint16)
             return Segmentation(empty, empty.copy())
-        return label_working_maps(*self.working_maps(rgby), rgby.shape[:2])
+        return label_working_maps(*self.working_maps(rgby), rgby.shape[:2], self.cfg.unet_neck_split)
 
 
 def _onnx_runner(path: Path):
