@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import cv2
@@ -134,3 +135,17 @@ def test_packing_makes_neighbouring_nuclei_touch_and_alignment_turns_cells_alike
     free = generate_image(5, 512, SynthConfig(cells_min=20, cells_max=20, nucleus_elongation=0.9))
     aligned = generate_image(5, 512, SynthConfig(cells_min=20, cells_max=20, nucleus_elongation=0.9, alignment=1.0))
     assert orientation_spread(aligned) < 0.5 * orientation_spread(free)
+
+
+def test_contact_seam_darkens_where_nuclei_and_cells_touch_and_keeps_the_truth():
+    packed = SynthConfig(cells_min=30, cells_max=30, spacing=0.8, nucleus_ratio=0.55, nucleus_elongation=0.9, noise=0.0)
+    plain = generate_image(2, 512, packed)
+    seamed = generate_image(2, 512, dataclasses.replace(packed, contact_seam=8.0))
+    assert np.array_equal(plain.cells, seamed.cells) and np.array_equal(plain.nuclei, seamed.nuclei)
+    for labels, channel in ((plain.nuclei, 2), (plain.cells, 0)):
+        meet = np.zeros(labels.shape, bool)
+        meet[:, 1:] = (labels[:, 1:] != labels[:, :-1]) & (labels[:, 1:] > 0) & (labels[:, :-1] > 0)
+        assert meet.sum() > 20
+        inside = (labels > 0) & ~cv2.dilate(meet.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+        ratio = seamed.rgby[..., channel] / np.maximum(plain.rgby[..., channel], 1e-3)
+        assert np.median(ratio[meet]) < 0.6 and np.median(ratio[inside]) > 0.97

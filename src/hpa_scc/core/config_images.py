@@ -31,7 +31,8 @@ class SynthConfig:
     RANGES: ClassVar[dict[str, str]] = {"noise": "[0, inf)", "brightness": "(0, inf)", "blur": "[0, inf)",
         "p_mitotic": "[0, 1]", "p_negative_image": "[0, 1]", "cell_radius": "(0, 0.5]", "nucleus_ratio": "(0, 1)",
         "fraction_16bit": "[0, 1]", "edge_fade": "[0, 1]",
-        "nucleus_lobes": "[0, 0.5]", "spacing": "(0, 4]", "alignment": "[0, 1]", "nucleus_elongation": "[0, 1]"}
+        "nucleus_lobes": "[0, 0.5]", "spacing": "(0, 4]", "alignment": "[0, 1]", "nucleus_elongation": "[0, 1]",
+        "contact_seam": "[0, inf)"}
 
     n_train: int = 24
     n_test: int = 8
@@ -49,6 +50,7 @@ class SynthConfig:
     spacing: float = 1.35
     alignment: float = 0.0
     nucleus_elongation: float = 0.4
+    contact_seam: float = 0.0  # px at 2048 x 2048: a dark line this wide where two nuclei or two cells touch (0: none)
     labels_per_image: tuple[float, ...] = (0.48, 0.41, 0.11)  # P(1, 2, 3 patterns)
     # Pattern frequencies: P(class) ~ real_frequency ** (1 - class_balance); 0 = the real train.csv
     # frequencies (class 11 on 0.4% of images), 1 = every class 0-17 equally often.

@@ -13,7 +13,7 @@ from hpa_scc.core.config_images import SynthConfig
 from hpa_scc.data.images import CHANNELS
 from hpa_scc.segment.labels import REFERENCE_SIDE, drop_small
 from hpa_scc.synth.geometry import CellGeometry, box_around, make_geometry, rasterise
-from hpa_scc.synth.textures import (dashes, parallel_fibres, polyline, radial_fibres, random_points_in, ring,
+from hpa_scc.synth.textures import (contact_seam, dashes, parallel_fibres, polyline, radial_fibres, random_points_in, ring,
                                     smooth_noise, spots, wavy_fibres)
 
 # Share of real train.csv images carrying each class 0-17 (Negative is drawn separately).
@@ -144,6 +144,7 @@ def _draw_cell(
     return planes
 
 
+SEAM_DEPTH = 0.85  # the share of the signal a contact seam takes away on its centre line
 EDGE_FLOOR = 0.12  # the share of a faded cell's red and yellow left at its outline
 
 
@@ -204,6 +205,12 @@ def generate_image(seed: np.random.SeedSequence | int, size: int, cfg: SynthConf
         for c in CHANNELS:
             planes[c][ys, xs] += drawn[c]
 
+    if cfg.contact_seam > 0:  # a dark line where two nuclei, or two cells, touch
+        width = cfg.contact_seam * size / REFERENCE_SIDE
+        planes["blue"] *= 1.0 - SEAM_DEPTH * contact_seam(nuclei, width)
+        cell_seam = 1.0 - SEAM_DEPTH * contact_seam(cells, width)
+        planes["red"] *= cell_seam
+        planes["yellow"] *= cell_seam
     rgby = _finish_channels(rng, planes, size, unit, cfg)
     union = sorted({c for labs in cell_labels.values() for c in labs if c != NEGATIVE})
     image_labels = tuple(union) if union else (NEGATIVE,)
