@@ -4,8 +4,8 @@
 
 writes OUT (Keras weights) and, beside it, the same network as NAME.onnx (what the backend runs).
 
-Each training image is drawn with its own random appearance (cell size, density and packing, aligned
-cells, nucleus size and elongation, brightness, blur, noise, mitotic cells, bit depth: `random_appearance`), so that no single look is
+Each training image is drawn with its own random appearance (cell size and density, nucleus size,
+brightness, blur, noise, mitotic cells, bit depth: `random_appearance`), so that no single look is
 learnt; targets are hpacellseg's maps of the true labels (`segment.maps.maps_from_labels`) at the
 U-Net's working side. Patches are augmented with flips, 90-degree turns and per-channel gain and
 gamma. The real HPA images are never used: they stay for measuring (`hpa-scc bench segment`).
@@ -32,17 +32,13 @@ from hpa_scc.synth.draw import generate_image
 
 
 def random_appearance(rng: np.random.Generator) -> SynthConfig:
-    """One image's generator settings, drawn from wide ranges around the defaults: cell size, count and
-    packing (from apart to overlapping, where neighbouring nuclei touch), orientation, nucleus size and
-    shape, exposure, optics, mitotic cells."""
+    """One image's generator settings, drawn from wide ranges around the defaults."""
     cells_min = int(rng.integers(5, 20))
     return dataclasses.replace(
         SynthConfig(), cells_min=cells_min, cells_max=cells_min + int(rng.integers(4, 20)),
         cell_radius=float(rng.uniform(0.07, 0.14)), nucleus_ratio=float(rng.uniform(0.36, 0.56)),
         brightness=float(np.exp(rng.uniform(np.log(0.4), np.log(1.8)))), blur=float(rng.uniform(0.3, 1.8)),
-        noise=float(rng.uniform(0.005, 0.05)), p_mitotic=float(rng.uniform(0.0, 0.1)),
-        spacing=float(rng.uniform(0.8, 1.45)), alignment=float(rng.uniform(0.0, 1.0) * (rng.random() < 0.5)),
-        nucleus_elongation=float(rng.uniform(0.3, 0.9)))
+        noise=float(rng.uniform(0.005, 0.05)), p_mitotic=float(rng.uniform(0.0, 0.1)))
 
 
 def _example(seed_and_side: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
