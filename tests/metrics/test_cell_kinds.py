@@ -36,3 +36,16 @@ def test_recall_and_iou_per_kind():
     assert kinds["all"]["cells"] == 5 and abs(kinds["all"]["recall"] - 2 / 5) < 1e-9
     assert kinds["touching"]["recall"] == 0 and kinds["faint"]["recall"] == 0 and kinds["edge"]["recall"] == 1
     assert kinds["large"]["mean_iou"] == 1.0
+
+
+def test_touching_nuclei_are_named_when_the_nuclei_are_given():
+    truth, rgby = scene()
+    nuclei = np.zeros_like(truth)
+    nuclei[45:55, 20:30] = 2  # cells 2 and 3: their nuclei meet on the cells' shared border
+    nuclei[45:55, 30:40] = 3
+    nuclei[8:15, 45:55] = 1
+    kinds = cell_kinds(truth, rgby, {4}, nuclei)
+    assert kinds[2] == kinds[3] == {"all", "touching", "touching_nuclei"} and kinds[1] == {"all", "edge"}
+    nuclei[45:55, 28:30] = 0  # a gap between the two nuclei: the cells still touch, their nuclei do not
+    assert "touching_nuclei" not in cell_kinds(truth, rgby, {4}, nuclei)[2]
+    assert all("touching_nuclei" not in k for k in cell_kinds(truth, rgby, {4}).values())

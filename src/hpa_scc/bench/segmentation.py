@@ -9,10 +9,11 @@ missed ones red; the project's cells with the extra ones yellow):
   and in total, F1 / precision / recall at IoU 0.6 and the mean IoU of the matched cells;
 - three generated sets with true masks, the generator's default appearance (seed 7), another
   one nothing was tuned on (`OTHER_APPEARANCE`) and a confluent field of touching, lobed nuclei
-  (`PACKED_APPEARANCE`, a look the shipped U-Net never trained on): F1 against the truth, recall and matched IoU
-  per kind of true cell (`metrics.cell_kinds`: edge, mitotic, touching, faint, large), and the
-  floor submission's mAP (every cell every label at one confidence, no model) on the true masks
-  vs on the project's masks, whose difference is the score the segmentation costs;
+  (`PACKED_APPEARANCE`, a look the shipped U-Net never trained on): F1 against the truth, recall
+  and matched IoU per kind of true cell (`metrics.cell_kinds`: edge, mitotic, touching, touching
+  nuclei, faint, large), and the floor submission's mAP (every cell every label at one confidence,
+  no model) on the true masks vs on the project's masks, whose difference is the score the
+  segmentation costs;
 - seconds per image on one core and the peak RSS of a process that segments one image, for
   1728², 2048² and 3072² inputs (a real dense field resized to each side).
 """
@@ -98,9 +99,11 @@ def bench_generated(cfg: SegmentConfig, synth: SynthConfig, out: Path, name: str
     mitotic = read_mitotic(data)
     per_image, by_kind = {}, []
     for i in ids:
-        cells, truth = read_masks(masks, i).cells, read_label_png(truth_paths(data, i)[0])
+        cells = read_masks(masks, i).cells
+        truth, nuclei = (read_label_png(path) for path in truth_paths(data, i))
         per_image[i] = cell_agreement(cells, truth)
-        by_kind.append(found_by_kind(cells, truth, cell_kinds(truth, read_rgby(data / TEST_DIR, i), mitotic.get(i, set()))))
+        kinds = cell_kinds(truth, read_rgby(data / TEST_DIR, i), mitotic.get(i, set()), nuclei)
+        by_kind.append(found_by_kind(cells, truth, kinds))
     totals = agreement_totals(per_image)
     kinds = merge_kinds(by_kind)
     sample, solution = data / SAMPLE_FILE, data / SOLUTION_FILE

@@ -2,11 +2,14 @@
 
 A true cell can be of several kinds: `edge` (cut by the image border), `mitotic` (a rounded
 mitotic cell, named by the data's truth), `touching` (sharing a border with another cell),
-`faint` (mean red + yellow signal under FAINT x the image's median cell), `large` (area over
+`touching_nuclei` (its nucleus shares a border with another cell's nucleus: the clustered case;
+named only when the true nuclei are given), `faint` (mean red + yellow signal under FAINT x the image's median cell), `large` (area over
 LARGE x the image's median cell); every cell is also `all`.
 """
 
 from __future__ import annotations
+
+from typing import Optional
 
 import numpy as np
 from scipy import ndimage
@@ -14,13 +17,24 @@ from scipy import ndimage
 from hpa_scc.core.classes import COMPETITION_IOU
 from hpa_scc.metrics.agreement import overlap_counts, pairs_from_overlap
 
-KINDS = ("all", "edge", "mitotic", "touching", "faint", "large")
+KINDS = ("all", "edge", "mitotic", "touching", "touching_nuclei", "faint", "large")
 FAINT = 0.5
 LARGE = 2.0
 
 
-def cell_kinds(truth: np.ndarray, rgby: np.ndarray, mitotic: set[int]) -> dict[int, set[str]]:
-    """{true cell ID: its kinds} of a truth label image (H x W) and its float RGBY image (H x W x 4)."""
+def _touching_ids(labels: np.ndarray) -> set[int]:
+    """IDs of the objects of a label image that share a border (4-neighbours) with another object."""
+    touching: set[int] = set()
+    for a, b in ((labels[:-1], labels[1:]), (labels[:, :-1], labels[:, 1:])):
+        both = (a != b) & (a > 0) & (b > 0)
+        touching |= set(a[both].tolist()) | set(b[both].tolist())
+    return touching
+
+
+def cell_kinds(truth: np.ndarray, rgby: np.ndarray, mitotic: set[int],
+               nuclei: Optional[np.ndarray] = None) -> dict[int, set[str]]:
+    """{true cell ID: its kinds} of a truth label image (H x W), its float RGBY image (H x W x 4) and,
+    when given, its true nuclei (H x W, each with its cell's ID)."""
     truth = truth.astype(np.int64)
     ids = np.unique(truth[truth > 0])
     if not len(ids):
@@ -28,10 +42,8 @@ def cell_kinds(truth: np.ndarray, rgby: np.ndarray, mitotic: set[int]) -> dict[i
     area = np.bincount(truth.ravel())
     signal = np.asarray(ndimage.mean(rgby[..., 0] + rgby[..., 3], truth, ids))
     edge_ids = set(np.unique(np.concatenate([truth[0], truth[-1], truth[:, 0], truth[:, -1]])).tolist())
-    touching: set[int] = set()
-    for a, b in ((truth[:-1], truth[1:]), (truth[:, :-1], truth[:, 1:])):
-        both = (a != b) & (a > 0) & (b > 0)
-        touching |= set(a[both].tolist()) | set(b[both].tolist())
+    touching = _touching_ids(truth)
+    touching_nuclei = _touching_ids(nuclei.astype(np.int64)) if nuclei is not None else set()
     median_area, median_signal = float(np.median(area[ids])), float(np.median(signal))
     kinds = {}
     for k, cell in enumerate(ids.tolist()):
@@ -39,6 +51,7 @@ def cell_kinds(truth: np.ndarray, rgby: np.ndarray, mitotic: set[int]) -> dict[i
         found |= {"edge"} if cell in edge_ids else set()
         found |= {"mitotic"} if cell in mitotic else set()
         found |= {"touching"} if cell in touching else set()
+        found |= {"touching_nuclei"} if cell in touching_nuclei else set()
         found |= {"faint"} if signal[k] < FAINT * median_signal else set()
         found |= {"large"} if area[cell] > LARGE * median_area else set()
         kinds[cell] = found
