@@ -3,6 +3,7 @@ mode that agrees with it, and a round trip of the real reference masks through h
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -82,8 +83,6 @@ def test_round_trip_of_the_real_reference_masks(real_data, mode):
 
 
 def _ellipse(shape, center, axes, angle=0.0):
-    import cv2
-
     canvas = np.zeros(shape, np.uint8)
     cv2.ellipse(canvas, center, axes, angle, 0, 360, 1, -1)
     return canvas > 0
@@ -94,13 +93,13 @@ def test_split_at_necks_parts_joined_nuclei_and_keeps_ovals_and_beans_whole():
     joined = _ellipse(shape, (90, 100), (50, 30)) | _ellipse(shape, (190, 100), (50, 30))  # two ovals, a 20 px wide waist
     oval = _ellipse(shape, (150, 100), (90, 40), 20)
     bean = _ellipse(shape, (150, 100), (80, 45)) & ~_ellipse(shape, (150, 175), (40, 40))  # a dent of 1/3 the width
-    labels = np.zeros(shape, np.int32)
     split = split_at_necks(joined.astype(np.int32), 0.5, 100)
     assert split.max() == 2 and (split > 0).sum() == joined.sum()  # every px kept, in two nuclei
     left, right = (split == split[100, 90]), (split == split[100, 190])
     assert split[100, 90] != split[100, 190] and abs(int(left.sum()) - int(right.sum())) < 0.1 * joined.sum()
     for whole in (oval, bean):
         assert split_at_necks(whole.astype(np.int32), 0.5, 100).max() == 1
+    labels = np.zeros(shape, np.int32)
     labels[oval] = 7  # several nuclei: each is split or kept on its own, labels renumbered 1..N
     labels[:, 250:][_ellipse(shape, (275, 100), (20, 60))[:, 250:]] = 9
     both = split_at_necks(labels, 0.5, 100)

@@ -3,8 +3,8 @@
 A true cell can be of several kinds: `edge` (cut by the image border), `mitotic` (a rounded
 mitotic cell, named by the data's truth), `touching` (sharing a border with another cell),
 `touching_nuclei` (its nucleus shares a border with another cell's nucleus: the clustered case;
-named only when the true nuclei are given), `faint` (mean red + yellow signal under FAINT x the image's median cell), `large` (area over
-LARGE x the image's median cell); every cell is also `all`.
+named only when the true nuclei are given), `faint` (mean red + yellow signal under FAINT x the
+image's median cell), `large` (area over LARGE x the image's median cell); every cell is also `all`.
 """
 
 from __future__ import annotations
@@ -16,19 +16,11 @@ from scipy import ndimage
 
 from hpa_scc.core.classes import COMPETITION_IOU
 from hpa_scc.metrics.agreement import overlap_counts, pairs_from_overlap
+from hpa_scc.segment.labels import object_contacts
 
 KINDS = ("all", "edge", "mitotic", "touching", "touching_nuclei", "faint", "large")
 FAINT = 0.5
 LARGE = 2.0
-
-
-def _touching_ids(labels: np.ndarray) -> set[int]:
-    """IDs of the objects of a label image that share a border (4-neighbours) with another object."""
-    touching: set[int] = set()
-    for a, b in ((labels[:-1], labels[1:]), (labels[:, :-1], labels[:, 1:])):
-        both = (a != b) & (a > 0) & (b > 0)
-        touching |= set(a[both].tolist()) | set(b[both].tolist())
-    return touching
 
 
 def cell_kinds(truth: np.ndarray, rgby: np.ndarray, mitotic: set[int],
@@ -42,8 +34,8 @@ def cell_kinds(truth: np.ndarray, rgby: np.ndarray, mitotic: set[int],
     area = np.bincount(truth.ravel())
     signal = np.asarray(ndimage.mean(rgby[..., 0] + rgby[..., 3], truth, ids))
     edge_ids = set(np.unique(np.concatenate([truth[0], truth[-1], truth[:, 0], truth[:, -1]])).tolist())
-    touching = _touching_ids(truth)
-    touching_nuclei = _touching_ids(nuclei.astype(np.int64)) if nuclei is not None else set()
+    touching = set(truth[object_contacts(truth)].tolist())
+    touching_nuclei = set(nuclei[object_contacts(nuclei)].tolist()) if nuclei is not None else set()
     median_area, median_signal = float(np.median(area[ids])), float(np.median(signal))
     kinds = {}
     for k, cell in enumerate(ids.tolist()):

@@ -108,12 +108,10 @@ def split_at_necks(nuclei: np.ndarray, depth: float, min_core_area: float) -> np
             continue
         mask = nuclei[box] == index
         distance = cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
-        cores = _drop_smaller(ndimage.label(distance >= depth * distance.max())[0], min_core_area)
-        values, cores = np.unique(cores, return_inverse=True)
-        cores = cores.reshape(mask.shape) if values[0] == 0 else cores.reshape(mask.shape) + 1
-        parts = segmentation.watershed(-distance, cores, mask=mask) if cores.max() > 1 else mask.astype(np.int32)
+        cores, n_cores = ndimage.label(_drop_smaller(distance >= depth * distance.max(), min_core_area))
+        parts = segmentation.watershed(-distance, cores, mask=mask) if n_cores > 1 else mask.astype(np.int32)
         out[box][mask] = parts[mask] + next_id - 1
-        next_id += max(1, int(cores.max()))
+        next_id += max(1, n_cores)
     return out
 
 

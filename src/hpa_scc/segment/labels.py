@@ -92,3 +92,16 @@ def label_changes(labels: np.ndarray) -> np.ndarray:
     edge[:, :-1] |= lab[:, :-1] != lab[:, 1:]
     edge[:, 1:] |= lab[:, :-1] != lab[:, 1:]
     return edge
+
+
+def object_contacts(labels: np.ndarray) -> np.ndarray:
+    """bool H x W: pixels whose 4-neighbour is another object (both sides of every border between two
+    objects; borders with the background do not count)."""
+    lab = labels.astype(np.int64)
+    contact = np.zeros(lab.shape, bool)
+    for a, b, first, second in ((lab[:-1], lab[1:], np.s_[:-1], np.s_[1:]),
+                                (lab[:, :-1], lab[:, 1:], np.s_[:, :-1], np.s_[:, 1:])):
+        meet = (a != b) & (a > 0) & (b > 0)
+        contact[first] |= meet
+        contact[second] |= meet
+    return contact

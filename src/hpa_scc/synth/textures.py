@@ -5,6 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from hpa_scc.segment.labels import object_contacts
+
 
 def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
     """Gaussian-filtered white noise with unit standard deviation (float32, shape `shape`).
@@ -97,14 +99,8 @@ def ring(mask: np.ndarray, width: float, outer: bool = False) -> np.ndarray:
 def contact_seam(labels: np.ndarray, width: float) -> np.ndarray:
     """float32 H x W in [0, 1]: 1 on the line where two different objects of a label image touch,
     falling linearly to 0 at `width` / 2 px from it (0 where objects meet only the background)."""
-    lab = labels.astype(np.int32)
-    contact = np.zeros(lab.shape, bool)
-    for a, b, first, second in ((lab[:-1], lab[1:], (slice(None, -1),), (slice(1, None),)),
-                                (lab[:, :-1], lab[:, 1:], (slice(None), slice(None, -1)), (slice(None), slice(1, None)))):
-        meet = (a != b) & (a > 0) & (b > 0)
-        contact[first] |= meet
-        contact[second] |= meet
+    contact = object_contacts(labels)
     if not contact.any() or width <= 0:
-        return np.zeros(lab.shape, np.float32)
+        return np.zeros(labels.shape, np.float32)
     distance = cv2.distanceTransform((~contact).astype(np.uint8), cv2.DIST_L2, 5)
     return np.clip(1.0 - distance / max(width / 2.0, 0.5), 0.0, 1.0).astype(np.float32)
